@@ -1,0 +1,152 @@
+"""Layout strings and turning user data into rows.
+
+A layout is Joule's ``<type>_<width>`` (``float32_8``, ``int16_2``...). Its rows are the
+structured dtype ``[('timestamp', '<i8'), ('data', <type>, (width,))]``. :func:`coerce` is the one
+place where user data becomes rows or is refused with a :class:`PipeError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from typing import Any
+
+import numpy as np
+
+from .errors import PipeError
+
+log = logging.getLogger("shmpipe")
+
+_TYPES = {
+    "int8": "<i1", "int16": "<i2", "int32": "<i4", "int64": "<i8",
+    "uint8": "<u1", "uint16": "<u2", "uint32": "<u4", "uint64": "<u8",
+    "float32": "<f4", "float64": "<f8",
+}
+_LAYOUT_RE = re.compile(r"^([a-z]+[0-9]+)_([0-9]+)$")
+MAX_WIDTH = 1 << 16
+
+
+@functools.lru_cache(maxsize=256)
+def compute_dtype(layout: str) -> np.dtype:
+    """Return the row dtype of ``layout``.
+
+    Raises ValueError (whose message contains "layout" and the bad string) when ``layout`` is
+    not ``<type>_<width>`` with a known type and ``1 <= width <= 65536``.
+    """
+    if not isinstance(layout, str):
+        raise ValueError(f"bad layout: [{layout!r}], expected a string like 'float32_8'")
+    m = _LAYOUT_RE.match(layout)
+    if m is None or m.group(1) not in _TYPES:
+        raise ValueError(
+            f"bad layout: [{layout}], expected <type>_<width> with type one of "
+            f"{', '.join(_TYPES)} (e.g. 'float32_8')"
+        )
+    width = int(m.group(2))
+    if not 1 <= width <= MAX_WIDTH:
+        raise ValueError(f"bad layout: [{layout}], width must be 1..{MAX_WIDTH}")
+    return np.dtype([("timestamp", "<i8"), ("data", _TYPES[m.group(1)], (width,))])
+
+
+def layout_width(layout: str) -> int:
+    """Number of data columns of ``layout`` (validates it like :func:`compute_dtype`)."""
+    return int(compute_dtype(layout)["data"].shape[0])
+
+
+def _describe(data: Any) -> str:
+    if isinstance(data, np.ndarray):
+        return f"an array of dtype {data.dtype} and shape {data.shape}"
+    return f"{type(data).__name__} {data!r}"[:200]
+
+
+def coerce(data: Any, dtype: np.dtype) -> np.ndarray | None:
+    """Turn ``data`` into a 1-D structured array of ``dtype``.
+
+    Accepts a structured array of exactly ``dtype`` (returned as is, no copy) or a 2-D array or
+    nested list with timestamps in column 0 and ``width`` data columns (converted, one copy).
+    Returns None for an empty input (a no-op, logged at INFO). Raises PipeError naming what was
+    expected and what came for anything else: wrong width or structured dtype, 0-D, 1-D
+    unstructured or 3-D input, strings, None, objects, NaN or infinite timestamps.
+    """
+    width = int(dtype["data"].shape[0])
+    expected = (
+        f"expected a structured array of dtype {dtype} or a 2-D array with "
+        f"{width + 1} columns (timestamp then {width} data)"
+    )
+    if isinstance(data, np.ndarray):
+        arr = data
+    elif isinstance(data, (list, tuple)):
+        try:
+            arr = np.asarray(data)
+        except (ValueError, TypeError) as e:
+            raise PipeError(f"{expected}, got a list that is not rectangular ({e})") from None
+    else:
+        raise PipeError(f"{expected}, got {_describe(data)}")
+
+    if arr.dtype.names is not None:
+        if arr.dtype != dtype:
+            raise PipeError(f"{expected}, got a structured array of dtype {arr.dtype}")
+        if arr.ndim != 1:
+            raise PipeError(f"{expected}, got a structured array of shape {arr.shape}")
+        if len(arr) == 0:
+            log.info("pipe write called with no data")
+            return None
+        return arr
+
+    if arr.size == 0 and arr.ndim in (1, 2) and len(arr) == 0:
+        log.info("pipe write called with no data")
+        return None
+    if arr.dtype.kind not in "iuf":
+        raise PipeError(f"{expected}, got {_describe(arr)}")
+    if arr.ndim != 2:
+        raise PipeError(f"{expected}, got {arr.ndim}-D data of shape {arr.shape}")
+    if arr.shape[1] != width + 1:
+        raise PipeError(
+            f"{expected}, got {arr.shape[1]} columns (shape {arr.shape}); "
+            f"the pipe's width is {width}"
+        )
+    ts = arr[:, 0]
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(ts)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise PipeError(f"{expected}, got a timestamp of {ts[i]} at row {i} (NaN or infinite)")
+        if (np.abs(ts) >= 2.0**63).any():
+            i = int(np.argmax(np.abs(ts) >= 2.0**63))
+            raise PipeError(f"timestamps must fit in int64 microseconds, got {ts[i]} at row {i}")
+    elif arr.dtype == np.uint64 and (ts > np.iinfo(np.int64).max).any():
+        i = int(np.argmax(ts > np.iinfo(np.int64).max))
+        raise PipeError(f"timestamps must fit in int64 microseconds, got {ts[i]} at row {i}")
+    rows = np.empty(len(arr), dtype)
+    rows["timestamp"] = ts
+    rows["data"] = arr[:, 1:]
+    return rows
+
+
+def check_increasing(ts: np.ndarray, last: int | None) -> None:
+    """Raise PipeError unless ``ts`` is strictly increasing and above ``last``.
+
+    The message names the first offending row of the block.
+    """
+    if last is not None and ts[0] <= last:
+        raise PipeError(
+            f"timestamps must be strictly increasing: row 0 has {int(ts[0])}, "
+            f"not after the last row already written ({last})"
+        )
+    if len(ts) > 1:
+        bad = np.diff(ts) <= 0
+        if bad.any():
+            i = int(np.argmax(bad)) + 1
+            raise PipeError(
+                f"timestamps must be strictly increasing: row {i} has {int(ts[i])}, "
+                f"after {int(ts[i - 1])} at row {i - 1}"
+            )
+
+
+def flatten(rows: np.ndarray) -> np.ndarray:
+    """Return a new 2-D array: timestamps in column 0, then the data columns (a copy)."""
+    data = rows["data"]
+    out = np.empty((len(rows), data.shape[1] + 1), np.result_type(np.int64, data.dtype))
+    out[:, 0] = rows["timestamp"]
+    out[:, 1:] = data
+    return out

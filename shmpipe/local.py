@@ -1,0 +1,140 @@
+"""LocalPipe: a two-way pipe between coroutines of one process."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any
+
+import numpy as np
+
+from .buffer import Span
+from .errors import PipeError
+from .pipe import CloseCallback, Pipe
+
+
+class LocalPipe(Pipe):
+    """An in-process pipe: write at one end, read at the other, in one event loop.
+
+    Event-driven: a waiting ``read`` wakes as soon as rows are written, an interval is closed or
+    the pipe is closed (no polling). Written blocks are kept by reference, not copied; a read
+    that spans several blocks concatenates them (one copy). ``write_limit > 0`` bounds the
+    number of blocks waiting to be read: ``write`` then waits for the reader (backpressure)
+    and ``write_nowait`` raises PipeError. Not thread-safe: use it from one event loop.
+    """
+
+    def __init__(
+        self,
+        layout: str,
+        name: str | None = None,
+        close_cb: CloseCallback | None = None,
+        debug: bool = False,
+        stream: Any = None,
+        write_limit: int = 0,
+        *,
+        check_timestamps: bool = False,
+    ) -> None:
+        super().__init__(
+            name=name, direction=Pipe.DIRECTION.TWOWAY, stream=stream, layout=layout,
+            close_cb=close_cb, check_timestamps=check_timestamps,
+        )
+        self.debug = debug
+        self.write_limit = int(write_limit)
+        self._queue: collections.deque[np.ndarray] = collections.deque()  # blocks not yet read
+        self._boundaries: collections.deque[int] = collections.deque()
+        self._written = 0
+        self._pulled = 0  # rows moved from the queue into _held
+        self._held: np.ndarray = np.empty(0, self.dtype)  # rows [_held_start, _pulled)
+        self._held_start = 0
+        self._news = asyncio.Event()
+        self._room = asyncio.Event()
+
+    # --------------------------------------------------------------- read hooks
+    def _source(self) -> tuple[int, int | None, bool]:
+        return self._written, (self._boundaries[0] if self._boundaries else None), self.closed
+
+    def _rows(self, span: Span) -> np.ndarray:
+        parts = []
+        if span.start < self._pulled:
+            parts.append(self._held[span.start - self._held_start :])
+        while self._pulled < span.stop:
+            block = self._queue.popleft()
+            parts.append(block)
+            self._pulled += len(block)
+        self._room.set()
+        if len(parts) == 1:
+            rows = parts[0]
+        elif parts:
+            rows = np.concatenate(parts)
+        else:
+            rows = self._held[:0]
+        self._held, self._held_start = rows, span.start
+        if self.debug:
+            print(f"[{self.name}:read] returning {len(rows)} rows")
+        return rows
+
+    def _pass_boundary(self) -> None:
+        self._boundaries.popleft()
+
+    async def _wait_for_news(self) -> None:
+        self._news.clear()
+        await self._news.wait()
+
+    def _wait_for_news_sync(self, timeout: float | None) -> bool:
+        raise PipeError("a LocalPipe cannot block its own thread: use read() or read_nowait()")
+
+    # --------------------------------------------------------------- write hooks
+    def _append(self, rows: np.ndarray) -> None:
+        self._queue.append(rows)
+        self._written += len(rows)
+        self._news.set()
+        if self.debug:
+            print(f"[{self.name}:write] queueing block with [{len(rows)}] rows")
+
+    def _full(self) -> bool:
+        return self.write_limit > 0 and len(self._queue) >= self.write_limit
+
+    async def _write_rows(self, rows: np.ndarray) -> None:
+        while self._full():
+            self._room.clear()
+            await self._room.wait()
+        if self.closed:
+            raise PipeError("Cannot write to a closed pipe")
+        self._append(rows)
+        await asyncio.sleep(0)
+
+    def _write_rows_nowait(self, rows: np.ndarray) -> None:
+        if self._full():
+            raise PipeError(
+                f"pipe is full: {len(self._queue)} blocks wait and write_limit is "
+                f"{self.write_limit}; use await write() to wait for the reader"
+            )
+        self._append(rows)
+
+    def _add_boundary(self) -> None:
+        self._boundaries.append(self._written)
+        self._news.set()
+        if self.debug:
+            print(f"[{self.name}:write] closing interval")
+
+    async def _close_interval(self) -> None:
+        self._add_boundary()
+
+    def _close_interval_nowait(self) -> None:
+        self._add_boundary()
+
+    async def _close(self) -> None:
+        self._news.set()
+        self._room.set()
+
+    def close_nowait(self) -> None:
+        """Close without awaiting; PipeError if subscribers or ``close_cb`` need awaiting."""
+        if self.subscribers:
+            raise PipeError("cannot close_nowait subscribers, use async")
+        if self.close_cb is not None:
+            raise PipeError("close_cb cannot be executed, use async")
+        if self._cache is not None:
+            self._flush_cache_nowait()
+        self.closed = True
+        self._news.set()
+        self._room.set()

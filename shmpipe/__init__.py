@@ -5,6 +5,7 @@ from .errors import EmptyPipeError, PipeError
 from .layout import compute_dtype
 from .local import LocalPipe
 from .pipe import InputPipe, OutputPipe, Pipe
+from .shm import ShmInputPipe, ShmOutputPipe, open_input, open_output, unlink
 
 __version__ = "0.1.0"
 
@@ -16,5 +17,10 @@ __all__ = [
     "Pipe",
     "PipeData",
     "PipeError",
+    "ShmInputPipe",
+    "ShmOutputPipe",
     "compute_dtype",
+    "open_input",
+    "open_output",
+    "unlink",
 ]

@@ -98,7 +98,7 @@ class ReadCursor:
             stop, eoi = written, False
             if stop == self.read_end and not ended and wait:
                 return None
-        if stop == self.consumed and ended:
+        if stop == self.consumed == written and ended:
             raise EmptyPipeError("pipe is closed and every row has been consumed")
         self.read_end = stop
         self.end_of_interval = eoi

@@ -27,7 +27,6 @@ _LAYOUT_RE = re.compile(r"^([a-z]+[0-9]+)_([0-9]+)$")
 MAX_WIDTH = 1 << 16
 
 
-@functools.lru_cache(maxsize=256)
 def compute_dtype(layout: str) -> np.dtype:
     """Return the row dtype of ``layout``.
 
@@ -36,7 +35,12 @@ def compute_dtype(layout: str) -> np.dtype:
     """
     if not isinstance(layout, str):
         raise ValueError(f"bad layout: [{layout!r}], expected a string like 'float32_8'")
-    m = _LAYOUT_RE.match(layout)
+    return _compute_dtype(layout)
+
+
+@functools.lru_cache(maxsize=256)
+def _compute_dtype(layout: str) -> np.dtype:
+    m = _LAYOUT_RE.fullmatch(layout)
     if m is None or m.group(1) not in _TYPES:
         raise ValueError(
             f"bad layout: [{layout}], expected <type>_<width> with type one of "

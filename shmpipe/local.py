@@ -95,7 +95,7 @@ class LocalPipe(Pipe):
         return self.write_limit > 0 and len(self._queue) >= self.write_limit
 
     async def _write_rows(self, rows: np.ndarray) -> None:
-        while self._full():
+        while self._full() and not self.closed:
             self._room.clear()
             await self._room.wait()
         if self.closed:

@@ -352,9 +352,9 @@ class Pipe:
         await self._write_rows(rows)
 
     def _send_nowait(self, rows: np.ndarray) -> None:
+        self._write_rows_nowait(rows)  # first: if this pipe is full, nothing is written
         for pipe in self.subscribers:
             pipe.write_nowait(rows)
-        self._write_rows_nowait(rows)
 
     def _fill_cache(self, rows: np.ndarray, start: int) -> int:
         assert self._cache is not None

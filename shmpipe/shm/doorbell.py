@@ -1,0 +1,100 @@
+"""Doorbells: FIFOs in /dev/shm that wake a sleeping end.
+
+The sleeper opens its FIFO read-write and non-blocking (so the FIFO never reports end of file
+and opening never blocks) and waits for it to become readable, in the event loop with
+``loop.add_reader`` or in a thread with ``poll``. The other side writes one byte. A full FIFO
+already means "wake up", so a failed write is ignored. Spurious wake-ups are harmless: the
+sleeper re-checks the header before sleeping again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import select
+
+
+class Doorbell:
+    """The sleeping side of a doorbell FIFO at ``path`` (created if missing)."""
+
+    def __init__(self, path: str, mode: int) -> None:
+        with contextlib.suppress(FileExistsError):
+            os.mkfifo(path, mode)
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def drain(self) -> None:
+        """Swallow pending rings."""
+        try:
+            while os.read(self.fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def wait_sync(self, timeout: float | None) -> bool:
+        """Block the thread until rung or ``timeout`` seconds; False on timeout."""
+        p = select.poll()
+        p.register(self.fd, select.POLLIN)
+        events = p.poll(None if timeout is None else max(0, int(timeout * 1000)))
+        self.drain()
+        return bool(events)
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait in the event loop until rung or ``timeout`` seconds; False on timeout.
+
+        Cancellation leaves nothing behind (the reader callback is removed).
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+
+        def done(value: bool) -> None:
+            if not fut.done():
+                fut.set_result(value)
+
+        loop.add_reader(self.fd, done, True)
+        timer = loop.call_later(timeout, done, False)
+        try:
+            return await fut
+        finally:
+            timer.cancel()
+            loop.remove_reader(self.fd)
+            self.drain()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class Ringer:
+    """Rings other ends' doorbells, keeping their FIFOs open between rings."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+
+    def ring(self, path: str) -> None:
+        fd = self._fds.get(path)
+        if fd is None:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:  # no FIFO, or nobody listens: nobody to wake
+                return
+            self._fds[path] = fd
+        try:
+            os.write(fd, b"\x01")
+        except BlockingIOError:
+            pass  # already full of rings
+        except OSError as e:
+            if e.errno in (errno.EPIPE, errno.EBADF):
+                self.forget(path)
+
+    def forget(self, path: str) -> None:
+        fd = self._fds.pop(path, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close(self) -> None:
+        for path in list(self._fds):
+            self.forget(path)

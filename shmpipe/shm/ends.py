@@ -1,0 +1,576 @@
+"""The two ends of a shared-memory pipe: :func:`open_output` and :func:`open_input`.
+
+Ownership rules (how ends move between processes)
+--------------------------------------------------
+* An end belongs to the process that last used it. Ends pickle: unpickling re-attaches by
+  name, so an end can be passed to ``multiprocessing.Process`` under any start method. An end
+  that already holds a writer registration or a reader slot hands it over: the child takes it
+  (same stream position, no gap, no duplicate) and the parent's copy raises PipeError if used
+  again. With ``fork`` the same happens when the child first uses the inherited end.
+* An input end takes its reader slot (its cursor in the header) when it first reads, not when
+  it is opened. An input end opened in a parent and handed to a child before any read
+  therefore leaves no phantom reader behind that would stall the writer.
+* The writer registers when it opens: a second ``open_output`` while the first writer's
+  process lives raises PipeError naming its pid. A writer that replaces a dead (or closed) one
+  takes over, and its first row starts a new interval.
+* The segment and its semaphore and doorbells are unlinked when the last end closes, unless
+  rows remain that no reader has consumed: then the pipe stays in /dev/shm, and the next reader
+  to attach gets them (``shmpipe.unlink(name)`` removes it for good).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from ..buffer import ReadCursor, Span
+from ..errors import PipeError
+from ..pipe import InputPipe, OutputPipe
+from . import liveness, names, ring
+from .doorbell import Doorbell, Ringer
+from .header import NO_WRITER, WRITER_CLOSED, WRITER_DEAD, WRITER_OPEN, Header
+from .segment import DEFAULT_MODE, Segment, open_segment
+from .segment import unlink as _unlink_segment
+
+LIVENESS_PERIOD = 0.5  # a sleeping end checks its peer's process this often (seconds)
+
+
+def _writer_gone(h: Header) -> bool:
+    """With the lock held: True if no live writer is attached (marking a dead one dead)."""
+    if h.writer_state == WRITER_OPEN and not liveness.alive(h.writer_pid, h.writer_started):
+        h.writer_state = WRITER_DEAD
+    return h.writer_state != WRITER_OPEN
+
+
+def _stream_ended(h: Header) -> bool:
+    """With the lock held: True if the writer closed or died (no writer yet is not an end)."""
+    return _writer_gone(h) and h.writer_state != NO_WRITER
+
+
+def _release_if_last(seg: Segment, h: Header) -> bool:
+    """With the lock held: True if no end is attached and no row waits (unlink the pipe)."""
+    return _writer_gone(h) and not ring.active_slots(h) and ring.unconsumed(h) == 0
+
+
+def _finish(seg: Segment, remove: bool) -> None:
+    """Release the lock, unlinking the pipe first if ``remove``."""
+    if remove:
+        seg.unlink()
+    seg.release()
+
+
+class ShmOutputPipe(OutputPipe):
+    """The writing end of a shared-memory pipe (see :func:`open_output`)."""
+
+    def __init__(
+        self,
+        name: str,
+        layout: str,
+        capacity: int | None = None,
+        *,
+        mode: int = DEFAULT_MODE,
+        check_timestamps: bool = False,
+        _handover: int | None = None,
+    ) -> None:
+        super().__init__(name=name, layout=layout, check_timestamps=check_timestamps)
+        seg, _ = open_segment(name, layout, capacity, mode)
+        try:
+            h = seg.header
+            handover = _handover is not None and h.writer_gen == _handover
+            if h.writer_state == WRITER_OPEN and not handover and not _writer_gone(h):
+                raise PipeError(
+                    f"pipe {name!r} already has a writer: pid {h.writer_pid} "
+                    "(one live writer per pipe)"
+                )
+            if h.writer_state != NO_WRITER and not handover:
+                h.takeovers += 1
+                if h.write > 0 and ring.last_boundary(h) != h.write:
+                    ring.add_boundary(h)  # the new writer's rows start a new interval
+            self._register(h)
+            self._w = int(h.write)
+        except BaseException:
+            seg.release()
+            seg.close()
+            raise
+        seg.release()
+        self._seg = seg
+        self._mode = mode
+        self._free = 0
+        self._reserved = 0
+        self._bell = Doorbell(names.writer_bell(name), mode)
+        self._ringer = Ringer()
+
+    def _register(self, h: Header) -> None:
+        h.writer_pid, h.writer_started = liveness.me()
+        h.writer_gen += 1
+        self._gen = int(h.writer_gen)
+        self._pid = os.getpid()
+        h.writer_sleeping = 0
+        h.writer_state = WRITER_OPEN
+
+    @property
+    def capacity(self) -> int:
+        """Rows the ring holds."""
+        return self._seg.capacity
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.closed:
+            raise PipeError(f"cannot hand over closed pipe {self.name!r}")
+        if self._cache_index or self._reserved:
+            raise PipeError("flush the cache and commit reserved rows before handing over")
+        return (_reopen_output, (self.name, self.layout, self._mode, self.check_timestamps,
+                                 self._gen, self._last_timestamp))
+
+    # ----------------------------------------------------------------- locking helpers
+    def _lock(self) -> Header:
+        """Take the header lock and check this end still owns the writer registration."""
+        if self.closed:
+            raise PipeError(f"pipe {self.name!r} is closed")
+        seg = self._seg
+        seg.acquire()
+        h = seg.header
+        if h.writer_gen != self._gen:
+            seg.release()
+            raise PipeError(
+                f"this output end of pipe {self.name!r} now belongs to pid {h.writer_pid}"
+            )
+        if self._pid != os.getpid():  # inherited through fork: the child takes it over
+            self._register(h)
+        return h
+
+    def _ring(self, slots: list[int]) -> None:
+        for slot in slots:
+            self._ringer.ring(names.reader_bell(self.name or "", slot))
+
+    def _refresh_free(self, need: int) -> bool:
+        """Recompute free space; if short, mark the writer asleep. True if ``need`` rows fit."""
+        h = self._lock()
+        try:
+            self._free = ring.free_rows(h)
+            if self._free >= need:
+                return True
+            h.writer_sleeping = 1
+            h.writer_waits += 1
+            return False
+        finally:
+            self._seg.release()
+
+    def _reap(self) -> None:
+        h = self._lock()
+        try:
+            ring.reap(h, liveness.alive)
+        finally:
+            self._seg.release()
+
+    async def _wait_space(self, need: int) -> None:
+        while self._free < need and not self._refresh_free(need):
+            if not await self._bell.wait(LIVENESS_PERIOD):
+                self._reap()  # a reader that died must not block us forever
+
+    def _publish(self, n: int) -> None:
+        h = self._lock()
+        try:
+            woken = ring.commit(h, n)
+        finally:
+            self._seg.release()
+        self._w += n
+        self._free -= n
+        self._ring(woken)
+
+    # ----------------------------------------------------------------- write hooks
+    def _chunk(self, remaining: int) -> int:
+        """Rows to wait for before copying: the whole block when it fits the ring; for larger
+        blocks, pieces of at least a quarter ring (fewer, bigger hand-offs)."""
+        cap = self._seg.capacity
+        return remaining if remaining <= cap else max(1, cap // 4)
+
+    async def _write_rows(self, rows: np.ndarray) -> None:
+        """Copy ``rows`` into the ring once and publish them.
+
+        A block that fits the ring is published at once (readers never see part of it);
+        a larger block streams through in pieces as readers consume. Waits while the ring is
+        full (backpressure), without polling. If cancelled while waiting, the rows published
+        before the cancellation (a prefix of the block, whole rows) stay written; the rest
+        is not.
+        """
+        i, n = 0, len(rows)
+        while i < n:
+            await self._wait_space(self._chunk(n - i))
+            k = min(self._free, n - i)
+            np.copyto(self._seg.rows(self._w, self._w + k), rows[i : i + k])
+            self._publish(k)
+            i += k
+
+    def _write_rows_nowait(self, rows: np.ndarray) -> None:
+        n = len(rows)
+        if self._free < n and not self._refresh_free(n):
+            raise PipeError(
+                f"pipe {self.name!r} has room for {self._free} rows, the block has {n}: "
+                "nothing written; use await write() to wait for readers"
+            )
+        np.copyto(self._seg.rows(self._w, self._w + n), rows)
+        self._publish(n)
+
+    async def _close_interval(self) -> None:
+        while not self._add_boundary():
+            if not await self._bell.wait(LIVENESS_PERIOD):
+                self._reap()
+
+    def _close_interval_nowait(self) -> None:
+        if not self._add_boundary():
+            raise PipeError(
+                f"pipe {self.name!r}: a reader has not passed the interval break "
+                f"{ring.MAX_BOUNDARIES} breaks back; nothing recorded"
+            )
+
+    def _add_boundary(self) -> bool:
+        h = self._lock()
+        try:
+            woken = ring.add_boundary(h)
+            if woken is None:
+                h.writer_sleeping = 1
+                return False
+        finally:
+            self._seg.release()
+        self._ring(woken)
+        return True
+
+    # ----------------------------------------------------------------- zero-copy writes
+    async def reserve(self, n: int) -> np.ndarray:
+        """Wait for room for ``n`` rows and return a writable structured view of them in the
+        ring (zero-copy). Fill it, then ``await commit(n)``; until then readers see nothing.
+
+        Raises PipeError unless ``1 <= n <= capacity``. A later ``reserve`` replaces an
+        uncommitted one. Cancelling the wait reserves nothing.
+        """
+        self._check_writable()
+        if not isinstance(n, (int, np.integer)) or not 1 <= n <= self._seg.capacity:
+            raise PipeError(f"reserve expects 1..{self._seg.capacity} rows, got {n!r}")
+        await self.flush_cache()
+        self._reserved = 0
+        await self._wait_space(int(n))
+        self._reserved = int(n)
+        return self._seg.rows(self._w, self._w + int(n))
+
+    async def commit(self, n: int | None = None) -> None:
+        """Publish the first ``n`` reserved rows (default: all of them) to the readers.
+
+        Subscribers receive a copy. Raises PipeError unless ``0 <= n <=`` rows reserved (or,
+        with ``check_timestamps``, if their timestamps do not increase); nothing is published
+        then and the reservation stays.
+        """
+        self._check_writable()
+        n = self._reserved if n is None else n
+        if not isinstance(n, (int, np.integer)) or not 0 <= n <= self._reserved:
+            raise PipeError(f"commit expects 0..{self._reserved} reserved rows, got {n!r}")
+        if n == 0:
+            self._reserved = 0
+            return
+        rows = self._seg.rows(self._w, self._w + int(n))
+        if self.check_timestamps:
+            from ..layout import check_increasing
+
+            check_increasing(rows["timestamp"], self._last_timestamp)
+        for pipe in self.subscribers:
+            await pipe.write(rows.copy())
+        self._reserved = 0
+        self._publish(int(n))
+        self._note_written(rows)
+
+    # ----------------------------------------------------------------- closing
+    async def _close(self) -> None:
+        seg = self._seg
+        remove = False
+        try:
+            h = self._lock()
+        except PipeError:
+            pass  # handed over or the lock is gone: just drop our handles
+        else:
+            try:
+                h.writer_state = WRITER_CLOSED
+                woken = ring.wake_readers(h)
+                remove = _release_if_last(seg, h)
+            finally:
+                _finish(seg, remove)
+            self._ring(woken)
+        self._bell.close()
+        self._ringer.close()
+        seg.close()
+
+    def stats(self) -> dict[str, int]:
+        """A snapshot of the pipe's counters and cursors (read without the lock)."""
+        return _stats(self._seg.header)
+
+
+def _stats(h: Header) -> dict[str, int]:
+    keys = ["write", "capacity", "boundary_count", "retained", "rows_written",
+            "blocks_written", "wakeups", "writer_waits", "takeovers", "readers_reaped",
+            "lock_recoveries", "writer_state", "writer_pid"]
+    out = {k: int(getattr(h, k)) for k in keys}
+    out["readers"] = len(ring.active_slots(h))
+    return out
+
+
+def _reopen_output(
+    name: str, layout: str, mode: int, check: bool, gen: int, last_ts: int | None
+) -> ShmOutputPipe:
+    out = ShmOutputPipe(name, layout, mode=mode, check_timestamps=check, _handover=gen)
+    out._last_timestamp = last_ts
+    return out
+
+
+class ShmInputPipe(InputPipe):
+    """The reading end of a shared-memory pipe (see :func:`open_input`)."""
+
+    def __init__(
+        self,
+        name: str,
+        layout: str | None = None,
+        *,
+        mode: int = DEFAULT_MODE,
+        spin: float = 0.0,
+        _handover: tuple[int, int, int, int] | None = None,
+    ) -> None:
+        seg, _ = open_segment(name, layout, None, mode)
+        seg.release()
+        super().__init__(name=name, layout=seg.layout)
+        self._seg = seg
+        self._mode = mode
+        self.spin = float(spin)
+        self._slot = -1
+        self._slot_gen = 0
+        self._pid = os.getpid()
+        self._bseq = 0
+        self._publish_due = False
+        self._seen: tuple[int, int, int] = (0, 0, 0)
+        self._bell: Doorbell | None = None
+        self._ringer = Ringer()
+        if _handover is not None:
+            self._take_over(*_handover)
+
+    @property
+    def capacity(self) -> int:
+        """Rows the ring holds."""
+        return self._seg.capacity
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.closed:
+            raise PipeError(f"cannot hand over closed pipe {self.name!r}")
+        handover = None
+        if self._slot >= 0:
+            handover = (self._slot, self._slot_gen, self._cursor.consumed, self._bseq)
+        return (_reopen_input, (self.name, self.layout, self._mode, self.spin, handover))
+
+    # ----------------------------------------------------------------- slot management
+    def _take_over(self, slot: int, gen: int, consumed: int, bseq: int) -> None:
+        seg = self._seg
+        seg.acquire()
+        try:
+            h = seg.header
+            s = h.readers[slot]
+            if s.state != ring.ACTIVE or s.gen != gen:
+                raise PipeError(f"reader slot {slot} of pipe {self.name!r} is no longer ours")
+            self._own_slot(h, slot)
+            if not (s.cursor <= consumed <= h.write and s.bseq <= bseq <= h.boundary_count):
+                raise PipeError(f"pipe {self.name!r}: handed-over position is out of range")
+            self._cursor = ReadCursor(consumed)
+            self._bseq = bseq
+            self._publish_due = True
+        finally:
+            seg.release()
+
+    def _own_slot(self, h: Header, slot: int) -> None:
+        s = h.readers[slot]
+        s.pid, s.started = liveness.me()
+        h.reader_gen += 1
+        s.gen = h.reader_gen
+        self._slot, self._slot_gen, self._pid = slot, int(s.gen), os.getpid()
+        if self._bell is not None:
+            self._bell.close()
+        self._bell = Doorbell(names.reader_bell(self.name or "", slot), self._mode)
+
+    def _lock(self) -> Header:
+        """Take the header lock, attaching a reader slot on first use."""
+        if self.closed:
+            raise PipeError(f"pipe {self.name!r} is closed")
+        seg = self._seg
+        seg.acquire()
+        h = seg.header
+        try:
+            if self._slot < 0:
+                slot = ring.attach(h, *liveness.me())
+                self._own_slot(h, slot)
+                s = h.readers[slot]
+                self._cursor = ReadCursor(int(s.cursor))
+                self._bseq = int(s.bseq)
+            elif h.readers[self._slot].gen != self._slot_gen:
+                if self._pid != os.getpid():
+                    raise PipeError(f"input end of pipe {self.name!r} was handed over")
+                raise PipeError(
+                    f"reader slot of pipe {self.name!r} was taken by pid "
+                    f"{h.readers[self._slot].pid} (handed over, or released as dead)"
+                )
+            elif self._pid != os.getpid():  # inherited through fork: the child takes it
+                self._own_slot(h, self._slot)
+        except BaseException:
+            seg.release()
+            raise
+        return h
+
+    # ----------------------------------------------------------------- read hooks
+    def _before_read(self) -> None:
+        self._publish_due = True
+
+    def _source(self) -> tuple[int, int | None, bool]:
+        h = self._lock()
+        try:
+            wake = False
+            if self._publish_due:
+                wake = ring.publish(h, self._slot, self._cursor.consumed, self._bseq)
+                self._publish_due = False
+            w = int(h.write)
+            boundary = ring.next_boundary(h, self._bseq, self._cursor.read_end)
+            ended = _stream_ended(h)
+            self._seen = (w, int(h.boundary_count), int(h.writer_state))
+        finally:
+            self._seg.release()
+        if wake:
+            self._ringer.ring(names.writer_bell(self.name or ""))
+        # a ring full of our unconsumed rows: nothing can arrive before we consume, so the
+        # read must return now rather than wait (same as Joule's full input buffer)
+        full = w - self._cursor.consumed >= self._seg.capacity
+        return w, boundary, ended or full
+
+    def _rows(self, span: Span) -> np.ndarray:
+        rows = self._seg.rows(span.start, span.stop)
+        rows.flags.writeable = False
+        return rows
+
+    def _pass_boundary(self) -> None:
+        self._bseq += 1
+
+    def _news(self, h: Header) -> bool:
+        return (int(h.write), int(h.boundary_count), int(h.writer_state)) != self._seen
+
+    def _prepare_sleep(self) -> bool:
+        """Spin if asked, then mark ourselves asleep; False if news arrived meanwhile."""
+        h = self._seg.header
+        if self.spin > 0:
+            deadline = time.perf_counter() + self.spin
+            while time.perf_counter() < deadline:
+                if self._news(h):
+                    return False
+        h = self._lock()
+        try:
+            if self._news(h) or _stream_ended(h):
+                return False
+            ring.sleep(h, self._slot)
+            return True
+        finally:
+            self._seg.release()
+
+    async def _wait_for_news(self) -> None:
+        if self._prepare_sleep():
+            assert self._bell is not None
+            await self._bell.wait(LIVENESS_PERIOD)  # on timeout the caller re-checks the writer
+
+    def _wait_for_news_sync(self, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if not self._prepare_sleep():
+                return True
+            left = LIVENESS_PERIOD if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return False
+            assert self._bell is not None
+            if self._bell.wait_sync(min(left, LIVENESS_PERIOD)):
+                return True
+
+    # ----------------------------------------------------------------- closing
+    async def _close(self) -> None:
+        seg = self._seg
+        if self._slot >= 0 and self._pid == os.getpid():
+            seg.acquire()
+            remove = wake = False
+            try:
+                h = seg.header
+                if h.readers[self._slot].gen == self._slot_gen:
+                    wake = ring.publish(h, self._slot, self._cursor.consumed, self._bseq)
+                    ring.detach(h, self._slot)
+                    if h.writer_sleeping:
+                        h.writer_sleeping = 0
+                        wake = True
+                remove = _release_if_last(seg, h)
+            finally:
+                _finish(seg, remove)
+            if wake:
+                self._ringer.ring(names.writer_bell(self.name or ""))
+        elif self._slot < 0:
+            seg.acquire()
+            remove = False
+            try:
+                remove = _release_if_last(seg, seg.header)
+            finally:
+                _finish(seg, remove)
+        if self._bell is not None:
+            self._bell.close()
+        self._ringer.close()
+        seg.close()
+
+    def stats(self) -> dict[str, int]:
+        """A snapshot of the pipe's counters and cursors (read without the lock)."""
+        return _stats(self._seg.header)
+
+
+def _reopen_input(
+    name: str, layout: str, mode: int, spin: float, handover: tuple[int, int, int, int] | None
+) -> ShmInputPipe:
+    return ShmInputPipe(name, layout, mode=mode, spin=spin, _handover=handover)
+
+
+def open_output(
+    name: str,
+    layout: str,
+    capacity: int | None = None,
+    *,
+    mode: int = DEFAULT_MODE,
+    check_timestamps: bool = False,
+) -> ShmOutputPipe:
+    """Open the writing end of shared-memory pipe ``name``, creating the pipe if needed.
+
+    ``capacity`` is the ring size in rows (rounded up to whole pages); by default the ring
+    holds 32 MiB of rows whatever the row width. If the pipe exists, its capacity is kept.
+    ``mode`` is the permission of the /dev/shm objects (default 0600).
+    Raises PipeError if the name is invalid, if the pipe exists with another layout (naming
+    both), if another live process is its writer (naming its pid), or if the segment is
+    corrupted or foreign; ValueError for a bad layout. Does not block beyond taking the
+    header lock.
+    """
+    return ShmOutputPipe(name, layout, capacity, mode=mode, check_timestamps=check_timestamps)
+
+
+def open_input(
+    name: str, layout: str | None = None, *, mode: int = DEFAULT_MODE, spin: float = 0.0
+) -> ShmInputPipe:
+    """Open a reading end of shared-memory pipe ``name``.
+
+    With ``layout``, creates the pipe if it does not exist yet (default capacity) and checks
+    it otherwise; without, the pipe must exist. The end joins the stream at its first read:
+    at the oldest row no reader has consumed if it is the only reader, else at the write
+    position. ``spin`` seconds of polling before sleeping trade CPU for latency (default 0).
+    Raises PipeError as :func:`open_output` does.
+    """
+    return ShmInputPipe(name, layout, mode=mode, spin=spin)
+
+
+def unlink(name: str) -> None:
+    """Remove pipe ``name`` from /dev/shm. Attached ends keep working until they close."""
+    _unlink_segment(name)
+
+
+__all__ = ["ShmInputPipe", "ShmOutputPipe", "open_input", "open_output", "unlink"]
+
+

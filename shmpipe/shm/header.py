@@ -1,0 +1,183 @@
+"""The header at the start of every pipe segment.
+
+All fields are little-endian 64/32-bit integers at fixed offsets (a ``ctypes.Structure``), so
+the header is the same bytes in every process. Cursors are row counts since the pipe was
+created; they only grow::
+
+    rows ever written:  0 ........ tail ........... cursor[i] ........... write
+                                   |<- kept in the ring (<= capacity) ->|
+    tail  = min(cursor[i] of attached readers), or `retained` when none is attached
+    free  = capacity - (write - tail)
+
+    boundaries: a ring of ``MAX_BOUNDARIES`` row positions; boundary k (k < boundary_count)
+    is ``boundaries[k % MAX_BOUNDARIES]``; reader i has passed boundaries ``< bseq[i]``.
+
+Everything except the immutable description (magic ... max_boundaries) is changed only while
+holding the header semaphore; ``lock_pid/lock_started`` name the holder so that a holder that
+died can be detected and the lock recovered.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+from ..errors import PipeError
+from ..layout import compute_dtype
+from .mirror import PAGE, page_round
+
+MAGIC = b"SHMPIPE\x00"
+VERSION = 1
+MAX_READERS = 64
+MAX_BOUNDARIES = 1024
+LAYOUT_BYTES = 32
+
+# writer_state
+NO_WRITER, WRITER_OPEN, WRITER_CLOSED, WRITER_DEAD = 0, 1, 2, 3
+# reader slot state
+FREE, ACTIVE = 0, 1
+
+u32, u64, i64 = ctypes.c_uint32, ctypes.c_uint64, ctypes.c_int64
+
+
+class ReaderSlot(ctypes.Structure):
+    """One reader's cursor and liveness."""
+
+    _fields_ = [
+        ("state", u32),
+        ("sleeping", u32),  # 1: waiting on its doorbell; the writer must ring it
+        ("pid", i64),
+        ("started", u64),  # process start time (pid reuse guard)
+        ("gen", u64),  # changes each time the slot is taken
+        ("cursor", u64),  # rows consumed (published at each read)
+        ("bseq", u64),  # boundaries passed
+        ("rows_read", u64),
+        ("reads", u64),
+    ]
+
+
+class Header(ctypes.Structure):
+    """The segment header; see the module docstring for what the cursors mean."""
+
+    _fields_ = [
+        ("magic", ctypes.c_char * 8),
+        ("version", u32),
+        ("header_bytes", u32),
+        ("layout", ctypes.c_char * LAYOUT_BYTES),
+        ("row_size", u64),
+        ("capacity", u64),  # rows the ring holds
+        ("ring_bytes", u64),  # a multiple of the page size, >= capacity * row_size
+        ("max_readers", u32),
+        ("max_boundaries", u32),
+        # the lock holder
+        ("lock_pid", i64),
+        ("lock_started", u64),
+        ("lock_gen", u64),
+        # the writer
+        ("writer_state", u32),
+        ("writer_sleeping", u32),
+        ("writer_pid", i64),
+        ("writer_started", u64),
+        ("writer_gen", u64),
+        # cursors
+        ("write", u64),
+        ("boundary_count", u64),
+        ("retained", u64),
+        ("retained_bseq", u64),
+        ("reader_gen", u64),
+        ("readers_hi", u32),  # 1 + highest slot index ever taken (bounds the slot scans)
+        ("sleepers", u32),  # readers waiting on their doorbells
+        # counters
+        ("rows_written", u64),
+        ("blocks_written", u64),
+        ("wakeups", u64),
+        ("writer_waits", u64),
+        ("takeovers", u64),
+        ("readers_reaped", u64),
+        ("lock_recoveries", u64),
+        ("readers", ReaderSlot * MAX_READERS),
+        ("boundaries", u64 * MAX_BOUNDARIES),
+    ]
+
+
+HEADER_BYTES = page_round(ctypes.sizeof(Header))
+
+
+def ring_geometry(row_size: int, capacity: int) -> tuple[int, int]:
+    """(ring bytes, capacity in rows) for at least ``capacity`` rows of ``row_size`` bytes."""
+    ring_bytes = page_round(max(1, capacity) * row_size)
+    return ring_bytes, ring_bytes // row_size
+
+
+def initialize(h: Header, layout: str, capacity: int) -> None:
+    """Fill a zeroed header for a new pipe; the magic is written last."""
+    row_size = compute_dtype(layout).itemsize
+    ring_bytes, rows = ring_geometry(row_size, capacity)
+    h.version = VERSION
+    h.header_bytes = HEADER_BYTES
+    h.layout = layout.encode()
+    h.row_size = row_size
+    h.capacity = rows
+    h.ring_bytes = ring_bytes
+    h.max_readers = MAX_READERS
+    h.max_boundaries = MAX_BOUNDARIES
+    h.magic = MAGIC
+
+
+def segment_bytes(h: Header) -> int:
+    return int(h.header_bytes + h.ring_bytes)
+
+
+def validate(h: Header, size: int, name: str) -> str:
+    """Check that ``h`` is a sane shmpipe header for an object of ``size`` bytes.
+
+    Returns the layout. Raises PipeError naming the first field that is out of bounds, so a
+    corrupted or foreign segment never leads to a read outside the mapping.
+    """
+
+    def bad(what: str) -> PipeError:
+        return PipeError(f"segment of pipe {name!r} is corrupted or not a shmpipe pipe: {what}")
+
+    if bytes(h.magic) != MAGIC.rstrip(b"\x00"):
+        raise bad(f"magic is {bytes(h.magic)!r}, expected {MAGIC!r}")
+    if h.version != VERSION:
+        raise bad(f"format version {h.version}, this shmpipe reads version {VERSION}")
+    if h.header_bytes != HEADER_BYTES:
+        raise bad(f"header size {h.header_bytes}, expected {HEADER_BYTES}")
+    try:
+        layout = bytes(h.layout).decode("ascii")
+        dtype = compute_dtype(layout)
+    except (UnicodeDecodeError, ValueError):
+        raise bad(f"layout field {bytes(h.layout)!r}") from None
+    if h.row_size != dtype.itemsize:
+        raise bad(f"row size {h.row_size} does not match layout {layout} ({dtype.itemsize})")
+    if h.ring_bytes == 0 or h.ring_bytes % PAGE or h.header_bytes + h.ring_bytes != size:
+        raise bad(f"ring of {h.ring_bytes} bytes in an object of {size} bytes")
+    if h.capacity == 0 or h.capacity != h.ring_bytes // h.row_size:
+        raise bad(f"capacity {h.capacity} rows for a ring of {h.ring_bytes} bytes")
+    if h.max_readers != MAX_READERS or h.max_boundaries != MAX_BOUNDARIES:
+        raise bad(f"table sizes {h.max_readers}/{h.max_boundaries}")
+    check_cursors(h, name)
+    return layout
+
+
+def check_cursors(h: Header, name: str) -> None:
+    """Raise PipeError if the cursors break their invariants (see the module docstring)."""
+    w, cap = h.write, h.capacity
+    if h.writer_state > WRITER_DEAD:
+        raise _corrupt(name, f"writer state {h.writer_state}")
+    if h.retained > w or (h.boundary_count - h.retained_bseq) > MAX_BOUNDARIES:
+        raise _corrupt(name, f"retained position {h.retained} past write {w}")
+    if h.readers_hi > MAX_READERS or h.sleepers > MAX_READERS:
+        raise _corrupt(name, f"reader table bounds {h.readers_hi}/{h.sleepers}")
+    for i in range(MAX_READERS):
+        s = h.readers[i]
+        if s.state == FREE:
+            continue
+        if s.state != ACTIVE or s.cursor > w or w - s.cursor > cap:
+            raise _corrupt(name, f"reader slot {i} cursor {s.cursor} for write {w}, capacity {cap}")
+        if s.bseq > h.boundary_count or h.boundary_count - s.bseq > MAX_BOUNDARIES:
+            raise _corrupt(name, f"reader slot {i} boundary count {s.bseq}")
+
+
+def _corrupt(name: str, what: str) -> PipeError:
+    return PipeError(f"segment of pipe {name!r} is corrupted: {what}")

@@ -63,6 +63,10 @@ class ReadCursor:
     __slots__ = ("consumed", "end_of_interval", "read_end", "reread")
 
     def __init__(self, start: int = 0) -> None:
+        self.reset(start)
+
+    def reset(self, start: int) -> None:
+        """Start afresh at row ``start``: nothing read, nothing to reread."""
         self.consumed = start
         self.read_end = start
         self.end_of_interval = False

@@ -17,8 +17,8 @@ class LocalPipe(Pipe):
     """An in-process pipe: write at one end, read at the other, in one event loop.
 
     Event-driven: a waiting ``read`` wakes as soon as rows are written, an interval is closed or
-    the pipe is closed (no polling). Written blocks are kept by reference, not copied; a read
-    that spans several blocks concatenates them (one copy). ``write_limit > 0`` bounds the
+    the pipe is closed (no polling). Each written block is copied once (the writer may reuse
+    its array); a read that spans several blocks concatenates them. ``write_limit > 0`` bounds the
     number of blocks waiting to be read: ``write`` then waits for the reader (backpressure)
     and ``write_nowait`` raises PipeError. Not thread-safe: use it from one event loop.
     """
@@ -85,6 +85,7 @@ class LocalPipe(Pipe):
 
     # --------------------------------------------------------------- write hooks
     def _append(self, rows: np.ndarray) -> None:
+        rows = rows.copy()  # the writer may reuse its array: the one copy on the write path
         self._queue.append(rows)
         self._written += len(rows)
         self._news.set()

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..buffer import ReadCursor, Span
+from ..buffer import Span
 from ..errors import PipeError
 from ..pipe import InputPipe, OutputPipe
 from . import liveness, names, ring
@@ -125,9 +125,9 @@ class ShmOutputPipe(OutputPipe):
                                  self._gen, self._last_timestamp))
 
     # ----------------------------------------------------------------- locking helpers
-    def _lock(self) -> Header:
+    def _lock(self, closing: bool = False) -> Header:
         """Take the header lock and check this end still owns the writer registration."""
-        if self.closed:
+        if self.closed and not closing:
             raise PipeError(f"pipe {self.name!r} is closed")
         seg = self._seg
         seg.acquire()
@@ -285,7 +285,7 @@ class ShmOutputPipe(OutputPipe):
         seg = self._seg
         remove = False
         try:
-            h = self._lock()
+            h = self._lock(closing=True)
         except PipeError:
             pass  # handed over or the lock is gone: just drop our handles
         else:
@@ -376,7 +376,7 @@ class ShmInputPipe(InputPipe):
             self._own_slot(h, slot)
             if not (s.cursor <= consumed <= h.write and s.bseq <= bseq <= h.boundary_count):
                 raise PipeError(f"pipe {self.name!r}: handed-over position is out of range")
-            self._cursor = ReadCursor(consumed)
+            self._cursor.reset(consumed)
             self._bseq = bseq
             self._publish_due = True
         finally:
@@ -404,7 +404,7 @@ class ShmInputPipe(InputPipe):
                 slot = ring.attach(h, *liveness.me())
                 self._own_slot(h, slot)
                 s = h.readers[slot]
-                self._cursor = ReadCursor(int(s.cursor))
+                self._cursor.reset(int(s.cursor))
                 self._bseq = int(s.bseq)
             elif h.readers[self._slot].gen != self._slot_gen:
                 if self._pid != os.getpid():

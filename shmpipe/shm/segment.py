@@ -213,6 +213,8 @@ def open_segment(
                 shm = posix_ipc.SharedMemory(names.shm_name(name))
             except posix_ipc.ExistentialError:
                 if layout is None:
+                    with contextlib.suppress(posix_ipc.ExistentialError):
+                        sem.unlink()  # the semaphore we created for nothing
                     sem.release()
                     sem.close()
                     raise PipeError(

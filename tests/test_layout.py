@@ -1,0 +1,214 @@
+"""Layout strings, dtypes, and turning user data into rows (shmpipe/layout.py)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+import shmpipe
+from shmpipe.layout import MAX_WIDTH, check_increasing, coerce, flatten, layout_width
+
+TYPES = {
+    "int8": "<i1", "int16": "<i2", "int32": "<i4", "int64": "<i8",
+    "uint8": "<u1", "uint16": "<u2", "uint32": "<u4", "uint64": "<u8",
+    "float32": "<f4", "float64": "<f8",
+}
+WIDTHS = [1, 2, 3, 8, 250, MAX_WIDTH]
+
+
+# ----------------------------------------------------------------------------- compute_dtype
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("type_name", sorted(TYPES))
+def test_compute_dtype_every_type_and_width(type_name: str, width: int) -> None:
+    layout = f"{type_name}_{width}"
+    dtype = shmpipe.compute_dtype(layout)
+    assert dtype == np.dtype([("timestamp", "<i8"), ("data", TYPES[type_name], (width,))])
+    assert dtype.names == ("timestamp", "data")
+    assert dtype["timestamp"] == np.dtype("<i8")
+    assert dtype["data"].shape == (width,)
+    assert dtype["data"].base == np.dtype(TYPES[type_name])
+    assert dtype.itemsize == 8 + width * np.dtype(TYPES[type_name]).itemsize
+    assert layout_width(layout) == width
+
+
+def test_width_one_keeps_a_data_column() -> None:
+    rows = np.zeros(3, shmpipe.compute_dtype("float32_1"))
+    assert rows["data"].shape == (3, 1)
+
+
+def test_compute_dtype_distinguishes_layouts() -> None:
+    assert shmpipe.compute_dtype("int16_4") != shmpipe.compute_dtype("int16_5")
+    assert shmpipe.compute_dtype("int16_4") != shmpipe.compute_dtype("uint16_4")
+
+
+BAD_LAYOUTS = [
+    "float32",          # no width
+    "float31_2",        # unknown type
+    "float32_0",        # zero width
+    "float32_x",        # width not a number
+    "",                 # empty
+    None,               # not a string
+    "FLOAT32_2",        # case matters
+    "float32_-1",
+    f"float32_{MAX_WIDTH + 1}",
+    "float16_2",
+    "int_2",
+    "uint128_2",
+    "float32__2",
+    "float32_2_3",
+    "_2",
+    " float32_2",
+    "float32_2 ",
+    "float32_2\n",
+    "float32_\uff12",   # a non-ASCII digit
+    32,
+    b"float32_2",
+    ["float32_2"],      # unhashable
+]
+
+
+@pytest.mark.parametrize("bad", BAD_LAYOUTS, ids=repr)
+def test_bad_layout_raises_value_error_naming_it(bad: object) -> None:
+    with pytest.raises(ValueError) as info:
+        shmpipe.compute_dtype(bad)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "layout" in message
+    assert str(bad) in message
+    with pytest.raises(ValueError, match="layout"):
+        layout_width(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["float32", "float31_2", "float32_0", "", "FLOAT32_2"])
+def test_pipes_refuse_a_bad_layout_at_construction(bad: str) -> None:
+    with pytest.raises(ValueError, match="layout"):
+        shmpipe.LocalPipe(bad)
+    with pytest.raises(ValueError, match="layout"):
+        shmpipe.Pipe(layout=bad)
+
+
+# ----------------------------------------------------------------------------- coerce
+DTYPE = shmpipe.compute_dtype("float32_2")
+
+
+def test_coerce_returns_a_structured_array_as_is() -> None:
+    rows = np.zeros(4, DTYPE)
+    assert coerce(rows, DTYPE) is rows
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        [[1, 0.5, 1.5], [2, 2.5, 3.5]],
+        ((1, 0.5, 1.5), (2, 2.5, 3.5)),
+        np.array([[1, 0.5, 1.5], [2, 2.5, 3.5]]),
+        np.array([[1, 0.5, 1.5], [2, 2.5, 3.5]], dtype=np.float32),
+    ],
+)
+def test_coerce_converts_2d_data(data: object) -> None:
+    rows = coerce(data, DTYPE)
+    assert rows is not None
+    assert rows.dtype == DTYPE
+    assert rows["timestamp"].tolist() == [1, 2]
+    assert rows["data"].tolist() == [[0.5, 1.5], [2.5, 3.5]]
+
+
+def test_coerce_integer_columns() -> None:
+    dtype = shmpipe.compute_dtype("int64_1")
+    big = 2**62 + 1  # not representable in float64: must stay exact
+    rows = coerce(np.array([[big, big - 1]], dtype=np.int64), dtype)
+    assert rows is not None
+    assert int(rows["timestamp"][0]) == big
+    assert int(rows["data"][0, 0]) == big - 1
+
+
+@pytest.mark.parametrize(
+    "empty", [[], (), np.empty((0, 3)), np.empty(0), np.empty(0, DTYPE)], ids=repr
+)
+def test_coerce_empty_is_none_and_logged(empty: object, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="shmpipe"):
+        assert coerce(empty, DTYPE) is None
+    assert any(
+        r.levelno == logging.INFO and "no data" in r.getMessage() for r in caplog.records
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (np.zeros((2, 2)), "got 2 columns"),
+        (np.zeros((2, 4)), "got 4 columns"),
+        (np.zeros(2, shmpipe.compute_dtype("float32_3")), "structured array of dtype"),
+        (np.zeros(2, shmpipe.compute_dtype("float64_2")), "structured array of dtype"),
+        (np.zeros((2, 2), DTYPE), "structured array of shape"),
+        (np.arange(3.0), "1-D"),
+        (np.zeros((2, 3, 1)), "3-D"),
+        (np.array(5.0), "0-D"),
+        ("1 2 3", "str"),
+        (None, "None"),
+        (7, "int"),
+        ({"timestamp": 1}, "dict"),
+        (np.array([["a", "b", "c"]]), "<U1"),
+        (np.array([[1, 2, object()]], dtype=object), "object"),
+        (np.array([[True, False, True]]), "bool"),
+        (np.array([[1 + 0j, 2, 3]]), "complex"),
+        ([[1, 2, 3], [4, 5]], "not rectangular"),
+        ([[None, 1, 2]], "object"),
+        ([["a", 1, 2]], "<U"),
+        ([[np.nan, 1, 2]], "nan"),
+        ([[1, 1, 2], [np.inf, 1, 2]], "row 1"),
+        ([[1, 1, 2], [-np.inf, 1, 2]], "NaN or infinite"),
+        ([[1e19, 1, 2]], "int64"),
+        (np.array([[2**63 + 5, 1, 2]], dtype=np.uint64), "int64"),
+    ],
+    ids=repr,
+)
+def test_coerce_refuses_bad_input_saying_what_was_expected(data: object, says: str) -> None:
+    with pytest.raises(shmpipe.PipeError) as info:
+        coerce(data, DTYPE)
+    message = str(info.value)
+    assert says in message
+    assert "timestamp" in message or "expected" in message
+
+
+def test_coerce_message_names_expected_columns() -> None:
+    with pytest.raises(shmpipe.PipeError, match=r"expected .*3 columns"):
+        coerce(np.zeros((1, 5)), DTYPE)
+
+
+# ----------------------------------------------------------------------------- helpers
+def test_check_increasing_accepts_strictly_increasing() -> None:
+    check_increasing(np.array([1, 2, 5]), None)
+    check_increasing(np.array([1, 2, 5]), 0)
+    check_increasing(np.array([7]), 6)
+
+
+@pytest.mark.parametrize(
+    ("ts", "last", "says"),
+    [
+        ([1, 2, 2], None, "row 2 has 2"),
+        ([1, 3, 2, 1], None, "row 2 has 2"),
+        ([5, 4], None, "row 1 has 4"),
+        ([3, 4], 3, "row 0 has 3"),
+        ([1], 3, "row 0 has 1"),
+    ],
+)
+def test_check_increasing_names_first_offending_row(
+    ts: list[int], last: int | None, says: str
+) -> None:
+    with pytest.raises(shmpipe.PipeError, match=says):
+        check_increasing(np.array(ts, dtype=np.int64), last)
+
+
+@pytest.mark.parametrize("layout", ["float32_3", "int16_2", "uint64_1", "float64_1"])
+def test_flatten(layout: str) -> None:
+    rows = np.zeros(3, shmpipe.compute_dtype(layout))
+    rows["timestamp"] = [10, 20, 30]
+    rows["data"] = np.arange(rows["data"].size).reshape(rows["data"].shape)
+    flat = flatten(rows)
+    assert flat.shape == (3, rows["data"].shape[1] + 1)
+    assert flat[:, 0].tolist() == [10, 20, 30]
+    assert np.array_equal(flat[:, 1:], rows["data"])
+    flat[0, 0] = 99  # a copy: the rows are untouched
+    assert rows["timestamp"][0] == 10

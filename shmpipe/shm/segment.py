@@ -39,12 +39,17 @@ class Segment:
         self.sem = sem
         self.fd = fd
         self.mode = mode
+        size = os.fstat(fd).st_size
+        if size < HEADER_BYTES:
+            raise PipeError(
+                f"segment of pipe {name!r} is corrupted or not a shmpipe pipe: "
+                f"{size} bytes, smaller than a header ({HEADER_BYTES})"
+            )
         raw = mmap.mmap(fd, HEADER_BYTES)
         try:
             snapshot = Header.from_buffer_copy(raw)
         finally:
             raw.close()
-        size = os.fstat(fd).st_size
         self.layout = validate(snapshot, size, name)
         self.dtype = compute_dtype(self.layout)
         self.row_size = int(snapshot.row_size)

@@ -39,15 +39,18 @@ LIVENESS_PERIOD = 0.5  # a sleeping end checks its peer's process this often (se
 
 
 def _writer_gone(h: Header) -> bool:
-    """With the lock held: True if no live writer is attached (marking a dead one dead)."""
+    """With the lock held: True if no live writer is attached (marking a dead one dead).
+
+    Reads /proc: call it when deciding to sleep or to unlink, not on every read.
+    """
     if h.writer_state == WRITER_OPEN and not liveness.alive(h.writer_pid, h.writer_started):
         h.writer_state = WRITER_DEAD
     return h.writer_state != WRITER_OPEN
 
 
 def _stream_ended(h: Header) -> bool:
-    """With the lock held: True if the writer closed or died (no writer yet is not an end)."""
-    return _writer_gone(h) and h.writer_state != NO_WRITER
+    """With the lock held: True if the writer closed or was found dead."""
+    return h.writer_state in (WRITER_CLOSED, WRITER_DEAD)
 
 
 def _release_if_last(seg: Segment, h: Header) -> bool:
@@ -465,8 +468,8 @@ class ShmInputPipe(InputPipe):
                     return False
         h = self._lock()
         try:
-            if self._news(h) or _stream_ended(h):
-                return False
+            if self._news(h) or (_writer_gone(h) and h.writer_state != NO_WRITER):
+                return False  # news, or the writer died since we last looked
             ring.sleep(h, self._slot)
             return True
         finally:

@@ -27,6 +27,7 @@ from .mirror import map_mirrored
 
 DEFAULT_RING_BYTES = 32 << 20
 DEFAULT_MODE = 0o600
+LOCK_SPINS = 200  # non-blocking attempts before a blocking wait
 LOCK_POLL = 0.25  # seconds between checks of a busy lock's holder
 LOCK_GIVE_UP = 30.0  # a lock busy this long with no recoverable holder is an error
 
@@ -78,10 +79,15 @@ class Segment:
     def acquire(self) -> None:
         """Take the header lock, recovering it from a dead holder. Raises PipeError if it stays
         busy for LOCK_GIVE_UP seconds with a live holder."""
-        try:
-            self.sem.acquire(0)
-        except posix_ipc.BusyError:
-            _acquire_slow(self.sem, self.name, self)
+        sem = self.sem
+        for _ in range(LOCK_SPINS):  # holders keep it for microseconds: spin before sleeping
+            try:
+                sem.acquire(0)
+                break
+            except posix_ipc.BusyError:
+                pass
+        else:
+            _acquire_slow(sem, self.name, self)
         self._mark_held()
 
     def _mark_held(self) -> None:

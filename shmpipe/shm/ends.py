@@ -458,6 +458,22 @@ class ShmInputPipe(InputPipe):
     def _news(self, h: Header) -> bool:
         return (int(h.write), int(h.boundary_count), int(h.writer_state)) != self._seen
 
+    def _check_writer(self) -> None:
+        """After a quiet period: mark the writer dead if its process is gone.
+
+        Reads /proc outside the lock; the lock is taken only to record a death.
+        """
+        h = self._seg.header
+        pid, started = int(h.writer_pid), int(h.writer_started)
+        if h.writer_state != WRITER_OPEN or liveness.alive(pid, started):
+            return
+        h = self._lock()
+        try:
+            if h.writer_state == WRITER_OPEN and (h.writer_pid, h.writer_started) == (pid, started):
+                h.writer_state = WRITER_DEAD
+        finally:
+            self._seg.release()
+
     def _prepare_sleep(self) -> bool:
         """Spin if asked, then mark ourselves asleep; False if news arrived meanwhile."""
         h = self._seg.header
@@ -468,8 +484,8 @@ class ShmInputPipe(InputPipe):
                     return False
         h = self._lock()
         try:
-            if self._news(h) or (_writer_gone(h) and h.writer_state != NO_WRITER):
-                return False  # news, or the writer died since we last looked
+            if self._news(h):
+                return False
             ring.sleep(h, self._slot)
             return True
         finally:
@@ -478,7 +494,8 @@ class ShmInputPipe(InputPipe):
     async def _wait_for_news(self) -> None:
         if self._prepare_sleep():
             assert self._bell is not None
-            await self._bell.wait(LIVENESS_PERIOD)  # on timeout the caller re-checks the writer
+            if not await self._bell.wait(LIVENESS_PERIOD):
+                self._check_writer()  # quiet for a while: is the writer still there?
 
     def _wait_for_news_sync(self, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -491,6 +508,7 @@ class ShmInputPipe(InputPipe):
             assert self._bell is not None
             if self._bell.wait_sync(min(left, LIVENESS_PERIOD)):
                 return True
+            self._check_writer()
 
     # ----------------------------------------------------------------- closing
     async def _close(self) -> None:

@@ -24,6 +24,8 @@ class Doorbell:
             os.mkfifo(path, mode)
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiter: asyncio.Future[bool] | None = None
 
     def drain(self) -> None:
         """Swallow pending rings."""
@@ -44,28 +46,44 @@ class Doorbell:
     async def wait(self, timeout: float) -> bool:
         """Wait in the event loop until rung or ``timeout`` seconds; False on timeout.
 
-        Cancellation leaves nothing behind (the reader callback is removed).
+        The FIFO stays registered with the loop between waits (one ``epoll_ctl`` per loop,
+        not per wait); rings that come while nobody waits are swallowed. Cancellation leaves
+        nothing behind.
         """
         loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._unregister()
+            loop.add_reader(self.fd, self._on_ring)
+            self._loop = loop
         fut: asyncio.Future[bool] = loop.create_future()
-
-        def done(value: bool) -> None:
-            if not fut.done():
-                fut.set_result(value)
-
-        loop.add_reader(self.fd, done, True)
-        timer = loop.call_later(timeout, done, False)
+        self._waiter = fut
+        timer = loop.call_later(timeout, _settle, fut, False)
         try:
             return await fut
         finally:
             timer.cancel()
+            self._waiter = None
+
+    def _on_ring(self) -> None:
+        self.drain()
+        if self._waiter is not None:
+            _settle(self._waiter, True)
+
+    def _unregister(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
             loop.remove_reader(self.fd)
-            self.drain()
 
     def close(self) -> None:
         if self.fd >= 0:
+            self._unregister()
             os.close(self.fd)
             self.fd = -1
+
+
+def _settle(fut: asyncio.Future[bool], value: bool) -> None:
+    if not fut.done():
+        fut.set_result(value)
 
 
 class Ringer:

@@ -78,12 +78,15 @@ class ReadCursor:
         return self.read_end - self.consumed
 
     def next_read(
-        self, written: int, boundary: int | None, ended: bool, *, wait: bool
+        self, written: int, boundary: int | None, ended: bool, stalled: bool = False, *,
+        wait: bool,
     ) -> Span | None:
         """Decide the next read.
 
         ``written``: rows that exist; ``boundary``: the next unpassed interval boundary
-        (``read_end <= boundary <= written``) or None; ``ended``: no row will ever be added.
+        (``read_end <= boundary <= written``) or None; ``ended``: no row will ever be added;
+        ``stalled``: nothing can be added until this reader consumes more (a full buffer), so
+        a waiting read returns the unconsumed rows at once instead of waiting.
         Returns the span to return, or None when a waiting read must wait for news (only with
         ``wait=True``). Raises EmptyPipeError when the stream has ended and every row has
         been consumed. A returned span with ``passed`` means the caller must drop the boundary.
@@ -100,7 +103,8 @@ class ReadCursor:
             stop, eoi = boundary, True
         else:
             stop, eoi = written, False
-            if stop == self.read_end and not ended and wait:
+            if stop == self.read_end and not ended and not (stalled and stop > self.consumed) \
+                    and wait:
                 return None
         if stop == self.consumed == written and ended:
             raise EmptyPipeError("pipe is closed and every row has been consumed")

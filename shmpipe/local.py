@@ -50,8 +50,9 @@ class LocalPipe(Pipe):
         self._room = asyncio.Event()
 
     # --------------------------------------------------------------- read hooks
-    def _source(self) -> tuple[int, int | None, bool]:
-        return self._written, (self._boundaries[0] if self._boundaries else None), self.closed
+    def _source(self) -> tuple[int, int | None, bool, bool]:
+        boundary = self._boundaries[0] if self._boundaries else None
+        return self._written, boundary, self.closed, False
 
     def _rows(self, span: Span) -> np.ndarray:
         parts = []

@@ -123,8 +123,9 @@ class Pipe:
     def _abstract(self) -> PipeError:
         return PipeError("abstract method must be implemented by child")
 
-    def _source(self) -> tuple[int, int | None, bool]:
-        """(rows written, next unpassed boundary or None, stream ended)."""
+    def _source(self) -> tuple[int, int | None, bool, bool]:
+        """(rows written, next unpassed boundary or None, stream ended, reader stalls the
+        writer): see :meth:`ReadCursor.next_read`."""
         raise self._abstract()
 
     def _rows(self, span: Span) -> np.ndarray:

@@ -144,6 +144,13 @@ class ShmOutputPipe(OutputPipe):
             self._register(h)
         return h
 
+    def _check_owner(self) -> None:
+        """Raise PipeError before touching the ring if another end took this one over."""
+        h = self._seg.header
+        if h.writer_gen != self._gen or self._pid != os.getpid():
+            self._lock()  # raises, or registers a forked child as the writer
+            self._seg.release()
+
     def _ring(self, slots: list[int]) -> None:
         for slot in slots:
             self._ringer.ring(names.reader_bell(self.name or "", slot))
@@ -157,9 +164,13 @@ class ShmOutputPipe(OutputPipe):
                 return True
             h.writer_sleeping = 1
             h.writer_waits += 1
-            return False
+            # readers holding unconsumed rows wait for news that only their consuming can
+            # bring: wake them so they see the writer waiting (see ShmInputPipe._source)
+            woken = ring.wake_readers(h)
         finally:
             self._seg.release()
+        self._ring(woken)
+        return False
 
     def _reap(self) -> None:
         h = self._lock()
@@ -202,6 +213,7 @@ class ShmOutputPipe(OutputPipe):
         i, n = 0, len(rows)
         while i < n:
             await self._wait_space(self._chunk(n - i))
+            self._check_owner()
             k = min(self._free, n - i)
             np.copyto(self._seg.rows(self._w, self._w + k), rows[i : i + k])
             self._publish(k)
@@ -209,6 +221,7 @@ class ShmOutputPipe(OutputPipe):
 
     def _write_rows_nowait(self, rows: np.ndarray) -> None:
         n = len(rows)
+        self._check_owner()
         if self._free < n and not self._refresh_free(n):
             raise PipeError(
                 f"pipe {self.name!r} has room for {self._free} rows, the block has {n}: "
@@ -254,7 +267,9 @@ class ShmOutputPipe(OutputPipe):
             raise PipeError(f"reserve expects 1..{self._seg.capacity} rows, got {n!r}")
         await self.flush_cache()
         self._reserved = 0
+        self._check_owner()
         await self._wait_space(int(n))
+        self._check_owner()
         self._reserved = int(n)
         return self._seg.rows(self._w, self._w + int(n))
 
@@ -272,6 +287,7 @@ class ShmOutputPipe(OutputPipe):
         if n == 0:
             self._reserved = 0
             return
+        self._check_owner()
         rows = self._seg.rows(self._w, self._w + int(n))
         if self.check_timestamps:
             from ..layout import check_increasing
@@ -418,6 +434,8 @@ class ShmInputPipe(InputPipe):
                 )
             elif self._pid != os.getpid():  # inherited through fork: the child takes it
                 self._own_slot(h, self._slot)
+                self._cursor.read_end = self._cursor.consumed  # as after unpickling
+                self._cursor.reread = False
         except BaseException:
             seg.release()
             raise
@@ -427,7 +445,7 @@ class ShmInputPipe(InputPipe):
     def _before_read(self) -> None:
         self._publish_due = True
 
-    def _source(self) -> tuple[int, int | None, bool]:
+    def _source(self) -> tuple[int, int | None, bool, bool]:
         h = self._lock()
         try:
             wake = False
@@ -438,6 +456,7 @@ class ShmInputPipe(InputPipe):
             boundary = ring.next_boundary(h, self._bseq, self._cursor.read_end)
             ended = _stream_ended(h)
             self._seen = (w, int(h.boundary_count), int(h.writer_state))
+            stalled = self._stalls_writer(h)
         finally:
             self._seg.release()
         if wake:
@@ -445,7 +464,16 @@ class ShmInputPipe(InputPipe):
         # a ring full of our unconsumed rows: nothing can arrive before we consume, so the
         # read must return now rather than wait (same as Joule's full input buffer)
         full = w - self._cursor.consumed >= self._seg.capacity
-        return w, boundary, ended or full
+        return w, boundary, ended, stalled or full
+
+    def _stalls_writer(self, h: Header) -> bool:
+        """With the lock held: the writer waits for room that only our consuming can make,
+        so a read must return what we hold rather than wait for rows that cannot come."""
+        return (
+            bool(h.writer_sleeping)
+            and self._cursor.unconsumed > 0
+            and ring.tail(h)[0] == self._cursor.consumed
+        )
 
     def _rows(self, span: Span) -> np.ndarray:
         rows = self._seg.rows(span.start, span.stop)
@@ -484,7 +512,7 @@ class ShmInputPipe(InputPipe):
                     return False
         h = self._lock()
         try:
-            if self._news(h):
+            if self._news(h) or self._stalls_writer(h):
                 return False
             ring.sleep(h, self._slot)
             return True

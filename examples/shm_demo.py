@@ -79,7 +79,8 @@ def main() -> None:
     raw, filtered = f"demo-raw-{os.getpid()}", f"demo-filtered-{os.getpid()}"
     ctx = mp.get_context("spawn")
     # start order does not matter: a pipe keeps its rows until its first reader attaches
-    procs = [ctx.Process(target=run, args=(f, raw, filtered)) for f in ("sink", "mean_filter", "sensor")]
+    stages = ("sink", "mean_filter", "sensor")
+    procs = [ctx.Process(target=run, args=(f, raw, filtered)) for f in stages]
     try:
         for p in procs:
             p.start()

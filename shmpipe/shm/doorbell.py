@@ -14,6 +14,9 @@ import contextlib
 import errno
 import os
 import select
+import stat
+
+from ..errors import PipeError
 
 
 class Doorbell:
@@ -22,8 +25,13 @@ class Doorbell:
     def __init__(self, path: str, mode: int) -> None:
         with contextlib.suppress(FileExistsError):
             os.mkfifo(path, mode)
+            os.chmod(path, mode)  # exactly ``mode``, whatever the umask
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        if not stat.S_ISFIFO(os.fstat(self.fd).st_mode):
+            os.close(self.fd)
+            self.fd = -1
+            raise PipeError(f"{path} exists and is not a FIFO: remove it")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiter: asyncio.Future[bool] | None = None
 
@@ -98,6 +106,9 @@ class Ringer:
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             except OSError:  # no FIFO, or nobody listens: nobody to wake
+                return
+            if not stat.S_ISFIFO(os.fstat(fd).st_mode):  # never write into anything else
+                os.close(fd)
                 return
             self._fds[path] = fd
         try:

@@ -58,6 +58,32 @@ def _release_if_last(seg: Segment, h: Header) -> bool:
     return _writer_gone(h) and not ring.active_slots(h) and ring.unconsumed(h) == 0
 
 
+def _reap_dead(seg: Segment) -> None:
+    """Release the slots of readers whose process is gone.
+
+    Liveness is read from /proc outside the lock; a slot is released only if it still
+    belongs to the process found dead.
+    """
+    h = seg.header
+    suspects = [
+        (i, int(h.readers[i].pid), int(h.readers[i].started), int(h.readers[i].gen))
+        for i in range(min(int(h.readers_hi), ring.MAX_READERS))
+        if h.readers[i].state == ring.ACTIVE
+    ]
+    dead = [t for t in suspects if not liveness.alive(t[1], t[2])]
+    if not dead:
+        return
+    seg.acquire()
+    try:
+        for i, pid, started, gen in dead:
+            s = h.readers[i]
+            if s.state == ring.ACTIVE and (s.pid, s.started, s.gen) == (pid, started, gen):
+                ring.detach(h, i)
+                h.readers_reaped += 1
+    finally:
+        seg.release()
+
+
 def _finish(seg: Segment, remove: bool) -> None:
     """Release the lock, unlinking the pipe first if ``remove``."""
     if remove:
@@ -103,8 +129,15 @@ class ShmOutputPipe(OutputPipe):
         self._mode = mode
         self._free = 0
         self._reserved = 0
-        self._bell = Doorbell(names.writer_bell(name), mode)
         self._ringer = Ringer()
+        try:
+            self._bell = Doorbell(names.writer_bell(name), mode)
+        except BaseException:
+            with seg.locked() as h:  # give the registration back
+                if h.writer_gen == self._gen:
+                    h.writer_state = WRITER_CLOSED
+            seg.close()
+            raise
 
     def _register(self, h: Header) -> None:
         h.writer_pid, h.writer_started = liveness.me()
@@ -142,6 +175,7 @@ class ShmOutputPipe(OutputPipe):
             )
         if self._pid != os.getpid():  # inherited through fork: the child takes it over
             self._register(h)
+            self._w, self._free, self._reserved = int(h.write), 0, 0
         return h
 
     def _check_owner(self) -> None:
@@ -173,11 +207,7 @@ class ShmOutputPipe(OutputPipe):
         return False
 
     def _reap(self) -> None:
-        h = self._lock()
-        try:
-            ring.reap(h, liveness.alive)
-        finally:
-            self._seg.release()
+        _reap_dead(self._seg)
 
     async def _wait_space(self, need: int) -> None:
         while self._free < need and not self._refresh_free(need):
@@ -210,8 +240,10 @@ class ShmOutputPipe(OutputPipe):
         before the cancellation (a prefix of the block, whole rows) stay written; the rest
         is not.
         """
+        self._reserved = 0  # a write replaces an uncommitted reservation
         i, n = 0, len(rows)
         while i < n:
+            self._check_owner()
             await self._wait_space(self._chunk(n - i))
             self._check_owner()
             k = min(self._free, n - i)
@@ -222,6 +254,7 @@ class ShmOutputPipe(OutputPipe):
     def _write_rows_nowait(self, rows: np.ndarray) -> None:
         n = len(rows)
         self._check_owner()
+        self._reserved = 0
         if self._free < n and not self._refresh_free(n):
             raise PipeError(
                 f"pipe {self.name!r} has room for {self._free} rows, the block has {n}: "
@@ -303,7 +336,10 @@ class ShmOutputPipe(OutputPipe):
     async def _close(self) -> None:
         seg = self._seg
         remove = False
+        _reap_dead(seg)
         try:
+            if self._pid != os.getpid():
+                raise PipeError("inherited and never used here: the stream is not ours")
             h = self._lock(closing=True)
         except PipeError:
             pass  # handed over or the lock is gone: just drop our handles
@@ -368,7 +404,13 @@ class ShmInputPipe(InputPipe):
         self._bell: Doorbell | None = None
         self._ringer = Ringer()
         if _handover is not None:
-            self._take_over(*_handover)
+            try:
+                self._take_over(*_handover)
+            except BaseException:
+                if self._bell is not None:
+                    self._bell.close()
+                seg.close()
+                raise
 
     @property
     def capacity(self) -> int:
@@ -411,10 +453,23 @@ class ShmInputPipe(InputPipe):
             self._bell.close()
         self._bell = Doorbell(names.reader_bell(self.name or "", slot), self._mode)
 
+    def _before_attach(self) -> None:
+        """Before taking a slot: follow the pipe if its name was unlinked since we opened it
+        (every attached end closed meanwhile), and release the slots of dead readers so a
+        restarted consumer starts where the dead one stopped."""
+        if os.fstat(self._seg.fd).st_nlink == 0:
+            seg, _ = open_segment(self.name or "", self.layout, None, self._mode)
+            seg.release()
+            self._seg, old = seg, self._seg
+            old.close()
+        _reap_dead(self._seg)
+
     def _lock(self) -> Header:
         """Take the header lock, attaching a reader slot on first use."""
         if self.closed:
             raise PipeError(f"pipe {self.name!r} is closed")
+        if self._slot < 0:
+            self._before_attach()
         seg = self._seg
         seg.acquire()
         h = seg.header
@@ -425,7 +480,8 @@ class ShmInputPipe(InputPipe):
                 s = h.readers[slot]
                 self._cursor.reset(int(s.cursor))
                 self._bseq = int(s.bseq)
-            elif h.readers[self._slot].gen != self._slot_gen:
+            elif (h.readers[self._slot].gen != self._slot_gen
+                  or h.readers[self._slot].state != ring.ACTIVE):
                 if self._pid != os.getpid():
                     raise PipeError(f"input end of pipe {self.name!r} was handed over")
                 raise PipeError(
@@ -541,6 +597,7 @@ class ShmInputPipe(InputPipe):
     # ----------------------------------------------------------------- closing
     async def _close(self) -> None:
         seg = self._seg
+        _reap_dead(seg)
         if self._slot >= 0 and self._pid == os.getpid():
             seg.acquire()
             remove = wake = False

@@ -24,14 +24,16 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def validate(name: object) -> str:
     """Return ``name`` if it is a valid pipe name, else raise PipeError saying why.
 
-    Valid: 1..64 characters of ``A-Z a-z 0-9 _ . -``, starting with a letter or digit.
+    Valid: 1..64 characters of ``A-Z a-z 0-9 _ . -``, starting with a letter or digit, without
+    ``..`` or ``.bell.`` (doorbell FIFOs are named ``<pipe>.bell.*``).
     """
     if not isinstance(name, str):
         raise PipeError(f"a pipe name must be a string, got {type(name).__name__} {name!r}")
-    if not 1 <= len(name) <= MAX_NAME or not _NAME_RE.match(name) or ".." in name:
+    if (not 1 <= len(name) <= MAX_NAME or not _NAME_RE.match(name) or ".." in name
+            or ".bell." in name):
         raise PipeError(
             f"bad pipe name {name!r}: expected 1..{MAX_NAME} characters of A-Z a-z 0-9 _ . - "
-            "starting with a letter or digit (no slash)"
+            "starting with a letter or digit (no slash, no '..', no '.bell.')"
         )
     return name
 

@@ -148,6 +148,8 @@ def detach(h: Header, slot: int) -> None:
         h.sleepers -= 1
     s.state = FREE
     s.pid = 0
+    h.reader_gen += 1
+    s.gen = h.reader_gen  # an end that still thinks it owns the slot will notice
     while h.readers_hi and h.readers[h.readers_hi - 1].state == FREE:
         h.readers_hi -= 1
 

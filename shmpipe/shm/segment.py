@@ -161,6 +161,7 @@ def _acquire_slow(sem: posix_ipc.Semaphore, name: str, seg: Segment | None) -> N
         else:
             peeked = _peek_header(name)
             h, fd = peeked if peeked is not None else (None, -1)
+        holder = int(h.lock_pid) if h is not None else 0
         try:
             if h is not None:
                 seen = (int(h.lock_pid), int(h.lock_started), int(h.lock_gen))
@@ -178,7 +179,7 @@ def _acquire_slow(sem: posix_ipc.Semaphore, name: str, seg: Segment | None) -> N
         if time.monotonic() > deadline:
             raise PipeError(
                 f"pipe {name!r}: header lock busy for {LOCK_GIVE_UP:.0f} s"
-                + (f" (held by pid {h.lock_pid})" if h is not None else "")
+                + (f" (held by pid {holder})" if holder else "")
             )
 
 
@@ -237,6 +238,9 @@ def open_segment(
                     names.shm_name(name), posix_ipc.O_CREX, mode, HEADER_BYTES + ring_bytes
                 )
                 created = True
+                os.fchmod(shm.fd, mode)  # exactly ``mode``, whatever the umask
+                with contextlib.suppress(OSError):
+                    os.chmod(names.lock_path(name), mode)
             fd = shm.fd
             if created:
                 with mmap.mmap(fd, HEADER_BYTES) as raw:

@@ -20,6 +20,7 @@ Ownership rules (how ends move between processes)
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -36,6 +37,7 @@ from .segment import DEFAULT_MODE, Segment, open_segment
 from .segment import unlink as _unlink_segment
 
 LIVENESS_PERIOD = 0.5  # a sleeping end checks its peer's process this often (seconds)
+SPIN_MAX = 200e-6  # adaptive polling before sleeping never exceeds this (seconds)
 
 
 def _writer_gone(h: Header) -> bool:
@@ -386,7 +388,7 @@ class ShmInputPipe(InputPipe):
         layout: str | None = None,
         *,
         mode: int = DEFAULT_MODE,
-        spin: float = 0.0,
+        spin: float | None = None,
         _handover: tuple[int, int, int, int] | None = None,
     ) -> None:
         seg, _ = open_segment(name, layout, None, mode)
@@ -394,7 +396,9 @@ class ShmInputPipe(InputPipe):
         super().__init__(name=name, layout=seg.layout)
         self._seg = seg
         self._mode = mode
-        self.spin = float(spin)
+        self.spin = None if spin is None else float(spin)
+        self._gap = LIVENESS_PERIOD  # typical wait for news (seconds), for adaptive spinning
+        self._quiet_since = 0.0
         self._slot = -1
         self._slot_gen = 0
         self._pid = os.getpid()
@@ -558,14 +562,32 @@ class ShmInputPipe(InputPipe):
         finally:
             self._seg.release()
 
-    def _prepare_sleep(self) -> bool:
-        """Spin if asked, then mark ourselves asleep; False if news arrived meanwhile."""
+    def _spin_budget(self, others_ready: bool) -> float:
+        """Seconds to poll before sleeping: ``spin`` if set, else adaptive (see open_input)."""
+        if self.spin is not None:
+            return self.spin
+        if others_ready or self._gap >= SPIN_MAX:
+            return 0.0
+        return min(2.0 * self._gap, SPIN_MAX)
+
+    def _note_gap(self, since: float) -> None:
+        """Record how long news took to come after a read found none."""
+        self._gap = 0.7 * self._gap + 0.3 * (time.perf_counter() - since)
+
+    def _prepare_sleep(self, others_ready: bool = False) -> bool:
+        """Spin if worthwhile, then mark ourselves asleep; False if news arrived meanwhile."""
         h = self._seg.header
-        if self.spin > 0:
-            deadline = time.perf_counter() + self.spin
-            while time.perf_counter() < deadline:
+        self._quiet_since = start = time.perf_counter()
+        budget = self._spin_budget(others_ready)
+        if budget > 0:
+            deadline = start + budget
+            while True:
                 if self._news(h):
+                    self._note_gap(start)
                     return False
+                if time.perf_counter() >= deadline:
+                    break
+                os.sched_yield()  # polite when processes outnumber cores
         h = self._lock()
         try:
             if self._news(h) or self._stalls_writer(h):
@@ -576,9 +598,14 @@ class ShmInputPipe(InputPipe):
             self._seg.release()
 
     async def _wait_for_news(self) -> None:
-        if self._prepare_sleep():
+        loop = asyncio.get_running_loop()
+        others_ready = bool(getattr(loop, "_ready", None))  # never spin while others could run
+        if self._prepare_sleep(others_ready):
             assert self._bell is not None
-            if not await self._bell.wait(LIVENESS_PERIOD):
+            if await self._bell.wait(LIVENESS_PERIOD):
+                self._note_gap(self._quiet_since)
+            else:
+                self._gap = LIVENESS_PERIOD
                 self._check_writer()  # quiet for a while: is the writer still there?
 
     def _wait_for_news_sync(self, timeout: float | None) -> bool:
@@ -591,7 +618,9 @@ class ShmInputPipe(InputPipe):
                 return False
             assert self._bell is not None
             if self._bell.wait_sync(min(left, LIVENESS_PERIOD)):
+                self._note_gap(self._quiet_since)
                 return True
+            self._gap = LIVENESS_PERIOD
             self._check_writer()
 
     # ----------------------------------------------------------------- closing
@@ -632,7 +661,8 @@ class ShmInputPipe(InputPipe):
 
 
 def _reopen_input(
-    name: str, layout: str, mode: int, spin: float, handover: tuple[int, int, int, int] | None
+    name: str, layout: str, mode: int, spin: float | None,
+    handover: tuple[int, int, int, int] | None,
 ) -> ShmInputPipe:
     return ShmInputPipe(name, layout, mode=mode, spin=spin, _handover=handover)
 
@@ -659,14 +689,21 @@ def open_output(
 
 
 def open_input(
-    name: str, layout: str | None = None, *, mode: int = DEFAULT_MODE, spin: float = 0.0
+    name: str, layout: str | None = None, *, mode: int = DEFAULT_MODE,
+    spin: float | None = None,
 ) -> ShmInputPipe:
     """Open a reading end of shared-memory pipe ``name``.
 
     With ``layout``, creates the pipe if it does not exist yet (default capacity) and checks
     it otherwise; without, the pipe must exist. The end joins the stream at its first read:
     at the oldest row no reader has consumed if it is the only reader, else at the write
-    position. ``spin`` seconds of polling before sleeping trade CPU for latency (default 0).
+    position.
+
+    ``spin``: seconds to poll the header before sleeping on the doorbell when a read finds
+    nothing new. ``None`` (default) adapts: it polls only while news has recently come within
+    ``SPIN_MAX`` (200 µs) of a read finding none, for at most twice that typical gap, and never
+    while other tasks of the event loop are ready to run; an idle pipe never polls. ``0``
+    never polls; a number polls that long every time (lowest latency, more CPU).
     Raises PipeError as :func:`open_output` does.
     """
     return ShmInputPipe(name, layout, mode=mode, spin=spin)

@@ -65,7 +65,9 @@ class Pipe:
         self._last_timestamp: int | None = None
         self._failed = False
         self._cursor = ReadCursor()
+        self._dtype: np.dtype | None = None
         self._cache: np.ndarray | None = None
+        self._cache_bytes = memoryview(b"")
         self._cache_index = 0
 
     def __repr__(self) -> str:
@@ -86,6 +88,10 @@ class Pipe:
     @property
     def dtype(self) -> np.dtype:
         """The structured row dtype of the layout."""
+        if self._layout is not None:
+            if self._dtype is None:
+                self._dtype = compute_dtype(self._layout)
+            return self._dtype
         return compute_dtype(self.layout)
 
     @property
@@ -326,10 +332,13 @@ class Pipe:
         rows = self._prepare(data)
         if rows is None:
             return
-        if self._cache is not None:
-            await self._cached_write(rows)
-        else:
+        cache = self._cache
+        if cache is None:
             await self._send(rows)
+        elif self._cache_index + len(rows) < len(cache):
+            self._fill_cache(rows, 0)  # the common case: no flush, no nested coroutine
+        else:
+            await self._cached_write(rows)
         self._note_written(rows)
 
     def write_nowait(self, data: Any) -> None:
@@ -359,9 +368,15 @@ class Pipe:
 
     def _fill_cache(self, rows: np.ndarray, start: int) -> int:
         assert self._cache is not None
-        take = min(len(self._cache) - self._cache_index, len(rows) - start)
-        self._cache[self._cache_index : self._cache_index + take] = rows[start : start + take]
-        self._cache_index += take
+        i = self._cache_index
+        take = min(len(self._cache) - i, len(rows) - start)
+        if take <= 64:  # small blocks: a bytes copy costs less than a structured assignment
+            part = rows if take == len(rows) else rows[start : start + take]
+            size = self._cache.itemsize
+            self._cache_bytes[i * size : (i + take) * size] = part.tobytes()
+        else:
+            self._cache[i : i + take] = rows[start : start + take]
+        self._cache_index = i + take
         return start + take
 
     async def _cached_write(self, rows: np.ndarray) -> None:
@@ -384,8 +399,7 @@ class Pipe:
         if self._cache is None or self._cache_index == 0:
             return None
         rows = self._cache[: self._cache_index]
-        self._cache = np.empty(len(self._cache), self.dtype)  # sent rows may be kept
-        self._cache_index = 0
+        self._new_cache(len(self._cache))  # sent rows may be kept by the transport
         return rows
 
     def enable_cache(self, lines: int) -> None:
@@ -398,7 +412,11 @@ class Pipe:
         self._check_writable("control cache on")
         if int(lines) < 1:
             raise PipeError(f"cache size must be at least 1 row, got {lines}")
-        self._cache = np.empty(int(lines), self.dtype)
+        self._new_cache(int(lines))
+
+    def _new_cache(self, lines: int) -> None:
+        self._cache = np.empty(lines, self.dtype)
+        self._cache_bytes = self._cache.view(np.uint8).data
         self._cache_index = 0
 
     async def flush_cache(self) -> None:

@@ -64,13 +64,34 @@ def _describe(data: Any) -> str:
 
 
 def coerce(data: Any, dtype: np.dtype) -> np.ndarray | None:
-    """Turn ``data`` into a 1-D structured array of ``dtype``.
+    """Turn ``data`` into a 1-D structured array of ``dtype`` (see :func:`validate`).
 
-    Accepts a structured array of exactly ``dtype`` (returned as is, no copy) or a 2-D array or
-    nested list with timestamps in column 0 and ``width`` data columns (converted, one copy).
-    Returns None for an empty input (a no-op, logged at INFO). Raises PipeError naming what was
-    expected and what came for anything else: wrong width or structured dtype, 0-D, 1-D
-    unstructured or 3-D input, strings, None, objects, NaN or infinite timestamps.
+    A structured array of ``dtype`` is returned as is (no copy); a 2-D input is converted into
+    a new array (one copy). Returns None for an empty input. Raises PipeError like
+    :func:`validate`.
+    """
+    arr = validate(data, dtype)
+    if arr is None or arr.dtype.names is not None:
+        return arr
+    rows = np.empty(len(arr), dtype)
+    fill(rows, arr)
+    return rows
+
+
+def fill(rows: np.ndarray, arr: np.ndarray) -> None:
+    """Copy a 2-D array checked by :func:`validate` into structured ``rows`` (same length)."""
+    rows["timestamp"] = arr[:, 0]
+    rows["data"] = arr[:, 1:]
+
+
+def validate(data: Any, dtype: np.dtype) -> np.ndarray | None:
+    """Check ``data`` as rows of ``dtype`` without converting it.
+
+    Returns a structured array of exactly ``dtype``, or a numeric 2-D array with timestamps in
+    column 0 and ``width`` data columns (a nested list becomes such an array), ready for
+    :func:`fill`. Returns None for an empty input (a no-op, logged at INFO). Raises PipeError
+    naming what was expected and what came for anything else: wrong width or structured dtype,
+    0-D, 1-D unstructured or 3-D input, strings, None, objects, NaN or infinite timestamps.
     """
     if isinstance(data, np.ndarray) and data.dtype == dtype and data.ndim == 1:
         if len(data) == 0:
@@ -126,10 +147,7 @@ def coerce(data: Any, dtype: np.dtype) -> np.ndarray | None:
     elif arr.dtype == np.uint64 and (ts > np.iinfo(np.int64).max).any():
         i = int(np.argmax(ts > np.iinfo(np.int64).max))
         raise PipeError(f"timestamps must fit in int64 microseconds, got {ts[i]} at row {i}")
-    rows = np.empty(len(arr), dtype)
-    rows["timestamp"] = ts
-    rows["data"] = arr[:, 1:]
-    return rows
+    return arr
 
 
 def check_increasing(ts: np.ndarray, last: int | None) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..buffer import Span
 from ..errors import PipeError
+from ..layout import check_increasing, fill, validate
 from ..pipe import InputPipe, OutputPipe
 from . import liveness, names, ring
 from .doorbell import Doorbell, Ringer
@@ -289,6 +290,31 @@ class ShmOutputPipe(OutputPipe):
         self._ring(woken)
         return True
 
+    async def write(self, data: Any) -> None:
+        """Write rows (see :meth:`Pipe.write`), copying them into the ring exactly once.
+
+        A 2-D array is converted straight into the ring when it fits and no cache or
+        subscriber needs the rows; otherwise as :meth:`Pipe.write`. Waits while the ring is
+        full (backpressure, no polling). If cancelled while waiting, the rows published before
+        the cancellation (a prefix of the block, whole rows) stay written; the rest is not.
+        """
+        if (isinstance(data, np.ndarray) and data.dtype.names is None and self._cache is None
+                and not self.subscribers):
+            self._check_writable()
+            arr = validate(data, self.dtype)
+            if arr is None:
+                return
+            if len(arr) <= self._seg.capacity:
+                rows = await self.reserve(len(arr))
+                fill(rows, arr)
+                try:
+                    await self.commit(len(arr))
+                except PipeError:
+                    self._reserved = 0
+                    raise
+                return
+        await super().write(data)
+
     # ----------------------------------------------------------------- zero-copy writes
     async def reserve(self, n: int) -> np.ndarray:
         """Wait for room for ``n`` rows and return a writable structured view of them in the
@@ -325,8 +351,6 @@ class ShmOutputPipe(OutputPipe):
         self._check_owner()
         rows = self._seg.rows(self._w, self._w + int(n))
         if self.check_timestamps:
-            from ..layout import check_increasing
-
             check_increasing(rows["timestamp"], self._last_timestamp)
         for pipe in self.subscribers:
             await pipe.write(rows.copy())

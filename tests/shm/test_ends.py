@@ -434,3 +434,23 @@ async def test_cache_and_timestamps_check_on_shm(pname: str) -> None:
     assert list((await inp.read())["timestamp"]) == [4]
     inp.consume_all()
     await inp.close()
+
+
+@arun
+async def test_2d_arrays_go_straight_into_the_ring(pname: str) -> None:
+    out = shmpipe.open_output(pname, LAYOUT, check_timestamps=True)
+    inp = shmpipe.open_input(pname)
+    inp.read_nowait()
+    block = np.column_stack([np.arange(5), np.arange(5) * 2.0, -np.arange(5.0)])
+    await out.write(block)
+    with pytest.raises(shmpipe.PipeError, match="increasing"):
+        await out.write(block)  # refused: nothing published, the pipe stays usable
+    with pytest.raises(shmpipe.PipeError, match="columns"):
+        await out.write(block[:, :2])
+    await out.write(block + [5, 0, 0])
+    data = await inp.read()
+    assert list(data["timestamp"]) == list(range(10))
+    assert list(data["data"][:, 0]) == [2.0 * (i % 5) for i in range(10)]
+    inp.consume_all()
+    await out.close()
+    await inp.close()

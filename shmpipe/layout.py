@@ -170,6 +170,34 @@ def check_increasing(ts: np.ndarray, last: int | None) -> None:
             )
 
 
+def copy_rows(dst: np.ndarray, src: np.ndarray) -> None:
+    """Copy structured ``src`` into ``dst`` (same dtype and length) at memcpy speed.
+
+    numpy copies structured arrays field by field; contiguous rows are copied as bytes.
+    """
+    if dst.flags.c_contiguous and src.flags.c_contiguous:
+        np.copyto(dst.view(np.uint8), src.view(np.uint8))
+    else:
+        np.copyto(dst, src)
+
+
+def clone(rows: np.ndarray) -> np.ndarray:
+    """A copy of structured ``rows`` (see :func:`copy_rows`)."""
+    out = np.empty(len(rows), rows.dtype)
+    copy_rows(out, rows)
+    return out
+
+
+def concat(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    """Structured arrays end to end in a new array (see :func:`copy_rows`)."""
+    out = np.empty(sum(len(p) for p in parts), dtype)
+    i = 0
+    for p in parts:
+        copy_rows(out[i : i + len(p)], p)
+        i += len(p)
+    return out
+
+
 def flatten(rows: np.ndarray) -> np.ndarray:
     """Return a new 2-D array: timestamps in column 0, then the data columns (a copy)."""
     data = rows["data"]

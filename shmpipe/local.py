@@ -10,6 +10,7 @@ import numpy as np
 
 from .buffer import Span
 from .errors import PipeError
+from .layout import clone, concat
 from .pipe import CloseCallback, Pipe
 
 
@@ -66,7 +67,7 @@ class LocalPipe(Pipe):
         if len(parts) == 1:
             rows = parts[0]
         elif parts:
-            rows = np.concatenate(parts)
+            rows = concat(parts, self.dtype)
         else:
             rows = self._held[:0]
         self._held, self._held_start = rows, span.start
@@ -86,7 +87,7 @@ class LocalPipe(Pipe):
 
     # --------------------------------------------------------------- write hooks
     def _append(self, rows: np.ndarray) -> None:
-        rows = rows.copy()  # the writer may reuse its array: the one copy on the write path
+        rows = clone(rows)  # the writer may reuse its array: the one copy on the write path
         self._queue.append(rows)
         self._written += len(rows)
         self._news.set()

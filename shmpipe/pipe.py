@@ -19,7 +19,7 @@ import numpy as np
 
 from .buffer import PipeData, ReadCursor, Span, tag
 from .errors import EmptyPipeError, PipeError
-from .layout import check_increasing, coerce, compute_dtype, flatten
+from .layout import check_increasing, coerce, compute_dtype, concat, copy_rows, flatten
 
 log = logging.getLogger("shmpipe")
 
@@ -261,7 +261,12 @@ class Pipe:
             )
         if total == 0 and not overflow:
             raise PipeError("No data in pipe")
-        data = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        if len(blocks) == 1:
+            data = blocks[0]
+        elif blocks[0].dtype.names:
+            data = concat(blocks, blocks[0].dtype)
+        else:
+            data = np.concatenate(blocks)
         return np.asarray(data)
 
     def consume(self, num_rows: int) -> None:
@@ -375,7 +380,7 @@ class Pipe:
             size = self._cache.itemsize
             self._cache_bytes[i * size : (i + take) * size] = part.tobytes()
         else:
-            self._cache[i : i + take] = rows[start : start + take]
+            copy_rows(self._cache[i : i + take], rows[start : start + take])
         self._cache_index = i + take
         return start + take
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..buffer import Span
 from ..errors import PipeError
-from ..layout import check_increasing, fill, validate
+from ..layout import check_increasing, clone, copy_rows, fill, validate
 from ..pipe import InputPipe, OutputPipe
 from . import liveness, names, ring
 from .doorbell import Doorbell, Ringer
@@ -250,7 +250,7 @@ class ShmOutputPipe(OutputPipe):
             await self._wait_space(self._chunk(n - i))
             self._check_owner()
             k = min(self._free, n - i)
-            np.copyto(self._seg.rows(self._w, self._w + k), rows[i : i + k])
+            copy_rows(self._seg.rows(self._w, self._w + k), rows[i : i + k])
             self._publish(k)
             i += k
 
@@ -263,7 +263,7 @@ class ShmOutputPipe(OutputPipe):
                 f"pipe {self.name!r} has room for {self._free} rows, the block has {n}: "
                 "nothing written; use await write() to wait for readers"
             )
-        np.copyto(self._seg.rows(self._w, self._w + n), rows)
+        copy_rows(self._seg.rows(self._w, self._w + n), rows)
         self._publish(n)
 
     async def _close_interval(self) -> None:
@@ -353,7 +353,7 @@ class ShmOutputPipe(OutputPipe):
         if self.check_timestamps:
             check_increasing(rows["timestamp"], self._last_timestamp)
         for pipe in self.subscribers:
-            await pipe.write(rows.copy())
+            await pipe.write(clone(rows))
         self._reserved = 0
         self._publish(int(n))
         self._note_written(rows)

@@ -7,9 +7,10 @@ Ownership rules (how ends move between processes)
   that already holds a writer registration or a reader slot hands it over: the child takes it
   (same stream position, no gap, no duplicate) and the parent's copy raises PipeError if used
   again. With ``fork`` the same happens when the child first uses the inherited end.
-* An input end takes its reader slot (its cursor in the header) when it first reads, not when
-  it is opened. An input end opened in a parent and handed to a child before any read
-  therefore leaves no phantom reader behind that would stall the writer.
+* An input end takes its reader slot (its cursor in the header) when it is opened: it
+  receives every row written from then on (or, if it is the only reader, from the oldest row
+  no reader has consumed). Handing it to a child moves the slot with it, so the parent keeps
+  no phantom reader that would stall the writer.
 * The writer registers when it opens: a second ``open_output`` while the first writer's
   process lives raises PipeError naming its pid. A writer that replaces a dead (or closed) one
   takes over, and its first row starts a new interval.
@@ -21,6 +22,7 @@ Ownership rules (how ends move between processes)
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from typing import Any
@@ -36,6 +38,8 @@ from .doorbell import Doorbell, Ringer
 from .header import NO_WRITER, WRITER_CLOSED, WRITER_DEAD, WRITER_OPEN, Header
 from .segment import DEFAULT_MODE, Segment, open_segment
 from .segment import unlink as _unlink_segment
+
+log = logging.getLogger("shmpipe")
 
 LIVENESS_PERIOD = 0.5  # a sleeping end checks its peer's process this often (seconds)
 SPIN_MAX = 200e-6  # adaptive polling before sleeping never exceeds this (seconds)
@@ -108,7 +112,12 @@ class ShmOutputPipe(OutputPipe):
         _handover: int | None = None,
     ) -> None:
         super().__init__(name=name, layout=layout, check_timestamps=check_timestamps)
-        seg, _ = open_segment(name, layout, capacity, mode)
+        seg, created = open_segment(name, layout, capacity, mode)
+        if not created and capacity is not None and seg.capacity < capacity:
+            log.warning(
+                "pipe %r exists with a ring of %d rows; the %d rows asked for are ignored "
+                "(capacity is set by the end that creates the pipe)", name, seg.capacity, capacity,
+            )
         try:
             h = seg.header
             handover = _handover is not None and h.writer_gen == _handover
@@ -411,11 +420,12 @@ class ShmInputPipe(InputPipe):
         name: str,
         layout: str | None = None,
         *,
+        capacity: int | None = None,
         mode: int = DEFAULT_MODE,
         spin: float | None = None,
         _handover: tuple[int, int, int, int] | None = None,
     ) -> None:
-        seg, _ = open_segment(name, layout, None, mode)
+        seg, _ = open_segment(name, layout, capacity if layout else None, mode)
         seg.release()
         super().__init__(name=name, layout=seg.layout)
         self._seg = seg
@@ -431,14 +441,17 @@ class ShmInputPipe(InputPipe):
         self._seen: tuple[int, int, int] = (0, 0, 0)
         self._bell: Doorbell | None = None
         self._ringer = Ringer()
-        if _handover is not None:
-            try:
+        try:
+            if _handover is not None:
                 self._take_over(*_handover)
-            except BaseException:
-                if self._bell is not None:
-                    self._bell.close()
-                seg.close()
-                raise
+            else:
+                self._lock()  # takes our reader slot: we receive every row written from now
+                seg.release()
+        except BaseException:
+            if self._bell is not None:
+                self._bell.close()
+            seg.close()
+            raise
 
     @property
     def capacity(self) -> int:
@@ -702,7 +715,9 @@ def open_output(
     """Open the writing end of shared-memory pipe ``name``, creating the pipe if needed.
 
     ``capacity`` is the ring size in rows (rounded up to whole pages); by default the ring
-    holds 32 MiB of rows whatever the row width. If the pipe exists, its capacity is kept.
+    holds 32 MiB of rows whatever the row width. If the pipe exists, its capacity is kept
+    (a smaller one than asked for is logged as a warning): the end that creates a pipe sets
+    its size, so give the capacity to whichever end may come first.
     ``mode`` is the permission of the /dev/shm objects (default 0600).
     Raises PipeError if the name is invalid, if the pipe exists with another layout (naming
     both), if another live process is its writer (naming its pid), or if the segment is
@@ -713,15 +728,16 @@ def open_output(
 
 
 def open_input(
-    name: str, layout: str | None = None, *, mode: int = DEFAULT_MODE,
-    spin: float | None = None,
+    name: str, layout: str | None = None, *, capacity: int | None = None,
+    mode: int = DEFAULT_MODE, spin: float | None = None,
 ) -> ShmInputPipe:
     """Open a reading end of shared-memory pipe ``name``.
 
-    With ``layout``, creates the pipe if it does not exist yet (default capacity) and checks
-    it otherwise; without, the pipe must exist. The end joins the stream at its first read:
-    at the oldest row no reader has consumed if it is the only reader, else at the write
-    position.
+    With ``layout``, creates the pipe if it does not exist yet (with ``capacity`` rows, as
+    :func:`open_output`) and checks it otherwise; without, the pipe must exist. The end
+    joins the stream now: at the oldest row no reader has consumed if it is the only reader,
+    else at the write position. Raises PipeError when the pipe already has MAX_READERS (64)
+    readers.
 
     ``spin``: seconds to poll the header before sleeping on the doorbell when a read finds
     nothing new. ``None`` (default) adapts: it polls only while news has recently come within
@@ -730,7 +746,7 @@ def open_input(
     never polls; a number polls that long every time (lowest latency, more CPU).
     Raises PipeError as :func:`open_output` does.
     """
-    return ShmInputPipe(name, layout, mode=mode, spin=spin)
+    return ShmInputPipe(name, layout, capacity=capacity, mode=mode, spin=spin)
 
 
 def unlink(name: str) -> None:

@@ -447,10 +447,35 @@ async def test_2d_arrays_go_straight_into_the_ring(pname: str) -> None:
         await out.write(block)  # refused: nothing published, the pipe stays usable
     with pytest.raises(shmpipe.PipeError, match="columns"):
         await out.write(block[:, :2])
-    await out.write(block + [5, 0, 0])
+    await out.write(block + np.array([5, 0, 0]))
     data = await inp.read()
     assert list(data["timestamp"]) == list(range(10))
     assert list(data["data"][:, 0]) == [2.0 * (i % 5) for i in range(10)]
     inp.consume_all()
     await out.close()
     await inp.close()
+
+
+@arun
+async def test_the_end_that_creates_the_pipe_sets_its_capacity(
+    pname: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    inp = shmpipe.open_input(pname, LAYOUT, capacity=5000)
+    out = shmpipe.open_output(pname, LAYOUT, capacity=100_000)
+    assert out.capacity == inp.capacity >= 5000
+    assert out.capacity < 100_000 and "ignored" in caplog.text
+    await out.close()
+    await inp.close()
+
+
+@arun
+async def test_every_input_opened_before_a_write_receives_it(pname: str) -> None:
+    out = shmpipe.open_output(pname, LAYOUT)
+    ins = [shmpipe.open_input(pname) for _ in range(3)]
+    await out.write(rows(0, 10))
+    for inp in ins:
+        assert list(inp.read_nowait()["timestamp"]) == list(range(10))
+        inp.consume_all()
+    await out.close()
+    for inp in ins:
+        await inp.close()

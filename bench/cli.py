@@ -1,0 +1,161 @@
+"""``python -m bench``: run the suites, print the tables, write RESULTS.md and the plots."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import os
+import sys
+import time
+from collections.abc import Callable
+
+from bench import report
+from bench.machine import describe
+from bench.suites import FULL, QUICK, SUITES, Result, Settings, log
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+INTRO = {
+    "throughput": "One producer process to one consumer process (spawned), the consumer summing "
+    "one data column of every row. Median rows/s of the repetitions, the same in GB/s, and "
+    "the ratio to `{ref}` (above 1: faster).",
+    "latency": "One row to the other process and back, through each contender's own API "
+    "(async where it has one). Medians over the repetitions of each percentile; the last "
+    "column is p50 over `{ref}`'s p50 (above 1: slower).",
+    "fanout": "One writer to k reader processes, aggregate rows/s over the readers (rows/block "
+    "as below). shmpipe opens k inputs on one pipe; the others copy every block to one "
+    "OS pipe per reader, as joule does for subscribers.",
+    "idle": "CPU used by a reader process blocked on an empty link for the time given (and by "
+    "its idle writer), in % of one core, from the kernel's per-thread run time; all contenders "
+    "wait at once.",
+    "rss": "Resident memory of producer and consumer, sampled every 0.1 s through a full-rate "
+    "run. A shared-memory ring counts in the RSS of both ends once its pages are touched.",
+    "scaling": "One process; a backlog of n unconsumed rows, then repeatedly: write one row, "
+    "time `read()` (it returns the n+1 rows), time `consume(1)`. Medians. `*`: read() "
+    "returned fewer rows than were unconsumed.",
+}
+TITLES = {
+    "throughput": "Throughput",
+    "latency": "Latency",
+    "fanout": "Fan-out",
+    "idle": "Cost at rest",
+    "rss": "Memory over time",
+    "scaling": "Scaling with unconsumed rows",
+}
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="a subset that runs in under 2 minutes")
+    p.add_argument(
+        "--suite",
+        action="append",
+        choices=list(SUITES),
+        help="run only this suite (repeatable); default: all",
+    )
+    p.add_argument(
+        "--only",
+        metavar="TEXT",
+        action="append",
+        help="run only contenders whose label contains TEXT (repeatable)",
+    )
+    p.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the OS place the two processes of throughput and latency measurements "
+        "(default: pinned to two different CPUs)",
+    )
+    p.add_argument(
+        "--no-write",
+        action="store_true",
+        help="print the tables only; leave RESULTS.md and plots/ alone",
+    )
+    return p.parse_args(argv)
+
+
+def machine_table(info: dict[str, str]) -> str:
+    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in info.items())
+
+
+def render(
+    results: dict[str, list[Result]],
+    s: Settings,
+    info: dict[str, str],
+    command: str,
+    seconds: float,
+    images: list[str],
+) -> str:
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    mode = "quick" if s.quick else "full"
+    parts = [
+        "# shmpipe benchmark results",
+        f"`{command}` ({mode} mode; medians of {s.reps} repetitions per throughput and "
+        f"fan-out figure, {s.lat_reps} per latency figure; "
+        f"{'producer and consumer pinned to two CPUs' if s.pin else 'processes placed by the OS'}"
+        f"), {now}, "
+        f"took {seconds:.0f} s. How to read these tables: [README.md](README.md).",
+        "## Machine\n\n" + machine_table(info),
+    ]
+    tables: dict[str, Callable[[list[Result]], str]] = {
+        "throughput": lambda rs: report.throughput_tables(rs, s),
+        "latency": report.latency_table,
+        "fanout": lambda rs: report.fanout_table(rs, s),
+        "idle": report.idle_table,
+        "rss": report.rss_table,
+        "scaling": lambda rs: report.scaling_tables(rs, s),
+    }
+    figures = {
+        "throughput": [f"throughput_{layout}.png" for layout in s.layouts],
+        "latency": ["latency.png"],
+        "fanout": ["fanout.png"],
+        "rss": ["rss.png"],
+        "scaling": ["scaling.png"],
+    }
+    for name, rs in results.items():
+        intro = INTRO[name].format(ref=report.REF)
+        if name == "fanout":
+            intro += f" Layout {s.layout}, {s.fan_block:,} rows per block."
+        if name == "rss":
+            intro += f" Layout {s.layout}, {s.fan_block:,} rows per block, {s.rss_seconds:.0f} s."
+        pics = "".join(f"\n\n![{f}](plots/{f})" for f in figures.get(name, []) if f in images)
+        parts.append(f"## {TITLES[name]}\n\n{intro}\n\n{tables[name](rs)}{pics}")
+    return "\n\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    s = dataclasses.replace(QUICK if args.quick else FULL, pin=not args.no_pin)
+    wanted = [t.lower() for t in args.only or []]
+
+    def only(label: str) -> bool:
+        return not wanted or any(t in label.lower() for t in wanted)
+
+    info = describe()
+    print(machine_table(info), flush=True)
+    started = time.monotonic()
+    results: dict[str, list[Result]] = {}
+    for name in args.suite or list(SUITES):
+        log(f"== {name}")
+        results[name] = SUITES[name](s, only, log)
+    seconds = time.monotonic() - started
+    command = "python -m bench" + "".join(
+        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
+    )
+    images: list[str] = []
+    if not args.no_write:
+        try:
+            images = report.plots(results, s, os.path.join(HERE, "plots"))
+        except Exception as exc:  # plots are a bonus; the tables still get written
+            log(f"plots failed: {type(exc).__name__}: {exc}")
+    text = render(results, s, info, command, seconds, images)
+    print("\n" + text, flush=True)
+    if not args.no_write:
+        findings = os.path.join(HERE, "FINDINGS.md")  # hand-written analysis, kept across runs
+        with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
+            f.write(text)
+            if os.path.exists(findings):
+                with open(findings) as g:
+                    f.write("\n\n" + g.read())
+        log(f"wrote {os.path.join(HERE, 'RESULTS.md')} and {len(images)} plots in bench/plots/")
+    return 0

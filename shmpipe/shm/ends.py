@@ -715,7 +715,7 @@ def open_output(
     """Open the writing end of shared-memory pipe ``name``, creating the pipe if needed.
 
     ``capacity`` is the ring size in rows (rounded up to whole pages); by default the ring
-    holds 32 MiB of rows whatever the row width. If the pipe exists, its capacity is kept
+    holds 16 MiB of rows whatever the row width. If the pipe exists, its capacity is kept
     (a smaller one than asked for is logged as a warning): the end that creates a pipe sets
     its size, so give the capacity to whichever end may come first.
     ``mode`` is the permission of the /dev/shm objects (default 0600).

@@ -25,7 +25,7 @@ from . import liveness, names
 from .header import HEADER_BYTES, Header, initialize, ring_geometry, validate
 from .mirror import map_mirrored
 
-DEFAULT_RING_BYTES = 32 << 20
+DEFAULT_RING_BYTES = 16 << 20  # fits a server L3 with room to spare: see bench/FINDINGS.md
 DEFAULT_MODE = 0o600
 LOCK_SPINS = 200  # non-blocking attempts before a blocking wait
 LOCK_POLL = 0.25  # seconds between checks of a busy lock's holder

@@ -9,13 +9,14 @@ from bench.contenders.joule import JouleLocal, JoulePipe
 from bench.contenders.limits import BareShm, Memcpy
 from bench.contenders.mpq import MpPipe, MpQueue
 from bench.contenders.ospipe import OsPipe, PipeFloor
-from bench.contenders.shm import ShmCopy, ShmLocal, ShmStream, ShmZeroCopy
+from bench.contenders.shm import ShmCopy, ShmFillThenCopy, ShmLocal, ShmStream, ShmZeroCopy
 from bench.contenders.zeromq import Zmq
 
 REFERENCE = ShmCopy
 
 ALL: list[type[Channel]] = [
     ShmCopy,
+    ShmFillThenCopy,
     ShmZeroCopy,
     ShmStream,
     ShmLocal,

@@ -97,6 +97,36 @@ class ShmZeroCopy(ShmCopy):
         return _ReserveWriter(self._output(self.capacity()))
 
 
+class ShmFillThenCopy(ShmCopy):
+    """The producer fills its own block from its columns, then ``await out.write(block)``:
+    what the zero-copy path saves is this copy, so this is the row to compare it with."""
+
+    label = "shmpipe shm (fill, then copy)"
+    suites = frozenset({THROUGHPUT})
+
+    def sender(self) -> End:
+        return _FillingWriter(self._output(self.capacity()))
+
+
+class _FillingWriter(End):
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.close = out.close
+        self.source: np.ndarray | None = None
+        self.columns: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))
+        self.block = np.empty(0)
+
+    async def send(self, block: np.ndarray) -> None:
+        if block is not self.source:
+            self.source = block
+            self.columns = (block["timestamp"].copy(), block["data"].copy())
+            self.block = np.empty_like(block)
+        ts, data = self.columns
+        self.block["timestamp"] = ts  # the same work the zero-copy producer does in the ring
+        self.block["data"] = data
+        await self.out.write(self.block)
+
+
 class _ReserveWriter(End):
     def __init__(self, out: Any) -> None:
         self.out = out

@@ -117,7 +117,7 @@ async def test_default_capacity_is_16_mib_whatever_the_width(pname: str) -> None
     for layout in ("int8_1", "float64_64"):
         async with shmpipe.open_output(pname + layout, layout) as out:
             nbytes = out.capacity * out.dtype.itemsize
-            assert 16 << 20 <= nbytes + out.dtype.itemsize and nbytes <= 17 << 20
+            assert nbytes + out.dtype.itemsize >= 16 << 20 and nbytes <= 17 << 20
         shmpipe.unlink(pname + layout)
 
 

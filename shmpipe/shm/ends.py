@@ -98,7 +98,28 @@ def _finish(seg: Segment, remove: bool) -> None:
     seg.release()
 
 
-class ShmOutputPipe(OutputPipe):
+class _ShmEnd:
+    """What both ends of a shared-memory pipe share."""
+
+    _seg: Segment
+    closed: bool
+    name: str | None
+
+    @property
+    def capacity(self) -> int:
+        """Rows the ring holds."""
+        return self._seg.capacity
+
+    def stats(self) -> dict[str, int]:
+        """A snapshot of the pipe's counters and cursors (read without the lock)."""
+        return _stats(self._seg.header)
+
+    def _refuse_if_closed(self) -> None:
+        if self.closed:
+            raise PipeError(f"cannot hand over closed pipe {self.name!r}")
+
+
+class ShmOutputPipe(_ShmEnd, OutputPipe):
     """The writing end of a shared-memory pipe (see :func:`open_output`)."""
 
     def __init__(
@@ -159,14 +180,8 @@ class ShmOutputPipe(OutputPipe):
         h.writer_sleeping = 0
         h.writer_state = WRITER_OPEN
 
-    @property
-    def capacity(self) -> int:
-        """Rows the ring holds."""
-        return self._seg.capacity
-
     def __reduce__(self) -> tuple[Any, ...]:
-        if self.closed:
-            raise PipeError(f"cannot hand over closed pipe {self.name!r}")
+        self._refuse_if_closed()
         if self._cache_index or self._reserved:
             raise PipeError("flush the cache and commit reserved rows before handing over")
         return (_reopen_output, (self.name, self.layout, self._mode, self.check_timestamps,
@@ -390,9 +405,6 @@ class ShmOutputPipe(OutputPipe):
         self._ringer.close()
         seg.close()
 
-    def stats(self) -> dict[str, int]:
-        """A snapshot of the pipe's counters and cursors (read without the lock)."""
-        return _stats(self._seg.header)
 
 
 def _stats(h: Header) -> dict[str, int]:
@@ -412,7 +424,7 @@ def _reopen_output(
     return out
 
 
-class ShmInputPipe(InputPipe):
+class ShmInputPipe(_ShmEnd, InputPipe):
     """The reading end of a shared-memory pipe (see :func:`open_input`)."""
 
     def __init__(
@@ -453,14 +465,8 @@ class ShmInputPipe(InputPipe):
             seg.close()
             raise
 
-    @property
-    def capacity(self) -> int:
-        """Rows the ring holds."""
-        return self._seg.capacity
-
     def __reduce__(self) -> tuple[Any, ...]:
-        if self.closed:
-            raise PipeError(f"cannot hand over closed pipe {self.name!r}")
+        self._refuse_if_closed()
         handover = None
         if self._slot >= 0:
             handover = (self._slot, self._slot_gen, self._cursor.consumed, self._bseq)
@@ -692,9 +698,6 @@ class ShmInputPipe(InputPipe):
         self._ringer.close()
         seg.close()
 
-    def stats(self) -> dict[str, int]:
-        """A snapshot of the pipe's counters and cursors (read without the lock)."""
-        return _stats(self._seg.header)
 
 
 def _reopen_input(

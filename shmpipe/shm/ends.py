@@ -68,25 +68,17 @@ def _release_if_last(seg: Segment, h: Header) -> bool:
 def _reap_dead(seg: Segment) -> None:
     """Release the slots of readers whose process is gone.
 
-    Liveness is read from /proc outside the lock; a slot is released only if it still
-    belongs to the process found dead.
+    Liveness is read from /proc outside the lock; under it, a slot is released only if it
+    still belongs to a process found dead.
     """
     h = seg.header
-    suspects = [
-        (i, int(h.readers[i].pid), int(h.readers[i].started), int(h.readers[i].gen))
-        for i in range(min(int(h.readers_hi), ring.MAX_READERS))
-        if h.readers[i].state == ring.ACTIVE
-    ]
-    dead = [t for t in suspects if not liveness.alive(t[1], t[2])]
+    readers = {(int(h.readers[i].pid), int(h.readers[i].started)) for i in ring.active_slots(h)}
+    dead = {r for r in readers if not liveness.alive(*r)}
     if not dead:
         return
     seg.acquire()
     try:
-        for i, pid, started, gen in dead:
-            s = h.readers[i]
-            if s.state == ring.ACTIVE and (s.pid, s.started, s.gen) == (pid, started, gen):
-                ring.detach(h, i)
-                h.readers_reaped += 1
+        ring.reap(h, lambda pid, started: (pid, started) not in dead)
     finally:
         seg.release()
 
@@ -233,13 +225,10 @@ class ShmOutputPipe(_ShmEnd, OutputPipe):
         self._ring(woken)
         return False
 
-    def _reap(self) -> None:
-        _reap_dead(self._seg)
-
     async def _wait_space(self, need: int) -> None:
         while self._free < need and not self._refresh_free(need):
             if not await self._bell.wait(LIVENESS_PERIOD):
-                self._reap()  # a reader that died must not block us forever
+                _reap_dead(self._seg)  # a reader that died must not block us forever
 
     def _publish(self, n: int) -> None:
         h = self._lock()
@@ -293,7 +282,7 @@ class ShmOutputPipe(_ShmEnd, OutputPipe):
     async def _close_interval(self) -> None:
         while not self._add_boundary():
             if not await self._bell.wait(LIVENESS_PERIOD):
-                self._reap()
+                _reap_dead(self._seg)
 
     def _close_interval_nowait(self) -> None:
         if not self._add_boundary():
@@ -457,19 +446,16 @@ class ShmInputPipe(_ShmEnd, InputPipe):
             if _handover is not None:
                 self._take_over(*_handover)
             else:
-                self._lock()  # takes our reader slot: we receive every row written from now
-                seg.release()
+                self._attach()
         except BaseException:
             if self._bell is not None:
                 self._bell.close()
-            seg.close()
+            self._seg.close()
             raise
 
     def __reduce__(self) -> tuple[Any, ...]:
         self._refuse_if_closed()
-        handover = None
-        if self._slot >= 0:
-            handover = (self._slot, self._slot_gen, self._cursor.consumed, self._bseq)
+        handover = (self._slot, self._slot_gen, self._cursor.consumed, self._bseq)
         return (_reopen_input, (self.name, self.layout, self._mode, self.spin, handover))
 
     # ----------------------------------------------------------------- slot management
@@ -500,35 +486,35 @@ class ShmInputPipe(_ShmEnd, InputPipe):
             self._bell.close()
         self._bell = Doorbell(names.reader_bell(self.name or "", slot), self._mode)
 
-    def _before_attach(self) -> None:
-        """Before taking a slot: follow the pipe if its name was unlinked since we opened it
-        (every attached end closed meanwhile), and release the slots of dead readers so a
-        restarted consumer starts where the dead one stopped."""
+    def _attach(self) -> None:
+        """Take a reader slot: from now on we receive every row written.
+
+        First release the slots of dead readers (so a restarted consumer starts where the dead
+        one stopped), and follow the pipe if its name was unlinked since we opened it (every
+        attached end closed meanwhile).
+        """
+        _reap_dead(self._seg)
         if os.fstat(self._seg.fd).st_nlink == 0:
             seg, _ = open_segment(self.name or "", self.layout, None, self._mode)
             seg.release()
             self._seg, old = seg, self._seg
             old.close()
-        _reap_dead(self._seg)
+        with self._seg.locked() as h:
+            slot = ring.attach(h, *liveness.me())
+            self._own_slot(h, slot)
+            self._cursor.reset(int(h.readers[slot].cursor))
+            self._bseq = int(h.readers[slot].bseq)
 
     def _lock(self) -> Header:
-        """Take the header lock, attaching a reader slot on first use."""
+        """Take the header lock and check this end still owns its reader slot."""
         if self.closed:
             raise PipeError(f"pipe {self.name!r} is closed")
-        if self._slot < 0:
-            self._before_attach()
         seg = self._seg
         seg.acquire()
         h = seg.header
         try:
-            if self._slot < 0:
-                slot = ring.attach(h, *liveness.me())
-                self._own_slot(h, slot)
-                s = h.readers[slot]
-                self._cursor.reset(int(s.cursor))
-                self._bseq = int(s.bseq)
-            elif (h.readers[self._slot].gen != self._slot_gen
-                  or h.readers[self._slot].state != ring.ACTIVE):
+            if (h.readers[self._slot].gen != self._slot_gen
+                    or h.readers[self._slot].state != ring.ACTIVE):
                 if self._pid != os.getpid():
                     raise PipeError(f"input end of pipe {self.name!r} was handed over")
                 raise PipeError(
@@ -670,7 +656,7 @@ class ShmInputPipe(_ShmEnd, InputPipe):
     async def _close(self) -> None:
         seg = self._seg
         _reap_dead(seg)
-        if self._slot >= 0 and self._pid == os.getpid():
+        if self._pid == os.getpid():  # an inherited end never used here owns nothing
             seg.acquire()
             remove = wake = False
             try:
@@ -686,13 +672,6 @@ class ShmInputPipe(_ShmEnd, InputPipe):
                 _finish(seg, remove)
             if wake:
                 self._ringer.ring(names.writer_bell(self.name or ""))
-        elif self._slot < 0:
-            seg.acquire()
-            remove = False
-            try:
-                remove = _release_if_last(seg, seg.header)
-            finally:
-                _finish(seg, remove)
         if self._bell is not None:
             self._bell.close()
         self._ringer.close()
@@ -701,8 +680,7 @@ class ShmInputPipe(_ShmEnd, InputPipe):
 
 
 def _reopen_input(
-    name: str, layout: str, mode: int, spin: float | None,
-    handover: tuple[int, int, int, int] | None,
+    name: str, layout: str, mode: int, spin: float | None, handover: tuple[int, int, int, int],
 ) -> ShmInputPipe:
     return ShmInputPipe(name, layout, mode=mode, spin=spin, _handover=handover)
 

@@ -5,33 +5,59 @@ and opening never blocks) and waits for it to become readable, in the event loop
 ``loop.add_reader`` or in a thread with ``poll``. The other side writes one byte. A full FIFO
 already means "wake up", so a failed write is ignored. Spurious wake-ups are harmless: the
 sleeper re-checks the header before sleeping again.
+
+Each registration of an end (an owner id, see header.py) has a FIFO of its own, created with
+the segment's mode so that every user who may use the pipe may ring it. The ringing side
+opens the FIFO read-write: a FIFO with a reader never raises EPIPE, so ringing the doorbell of
+a reader that died can never raise SIGPIPE, whatever that signal's disposition.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
+import logging
 import os
 import select
 import stat
 
 from ..errors import PipeError
 
+log = logging.getLogger("shmpipe")
+
 
 class Doorbell:
-    """The sleeping side of a doorbell FIFO at ``path`` (created if missing)."""
+    """The sleeping side of a doorbell FIFO at ``path`` (created with ``mode`` if missing;
+    an existing one must be a FIFO owned by a user in ``trusted``, else PipeError)."""
 
-    def __init__(self, path: str, mode: int) -> None:
-        with contextlib.suppress(FileExistsError):
+    def __init__(self, path: str, mode: int, trusted: frozenset[int] = frozenset()) -> None:
+        made = False
+        try:
             os.mkfifo(path, mode)
-            os.chmod(path, mode)  # exactly ``mode``, whatever the umask
+            made = True
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise PipeError(f"cannot create the doorbell {path}: {e.strerror}") from None
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        if not stat.S_ISFIFO(os.fstat(self.fd).st_mode):
+        try:
+            self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as e:
+            raise PipeError(f"cannot open the doorbell {path}: {e.strerror}") from None
+        try:
+            st = os.fstat(self.fd)
+            if not stat.S_ISFIFO(st.st_mode):
+                raise PipeError(f"{path} exists and is not a FIFO: remove it")
+            if not made and trusted and st.st_uid not in trusted:
+                raise PipeError(f"doorbell {path} belongs to uid {st.st_uid}: refusing it")
+            if made:
+                os.fchmod(self.fd, mode)  # exactly ``mode``, whatever the umask
+        except BaseException:
             os.close(self.fd)
             self.fd = -1
-            raise PipeError(f"{path} exists and is not a FIFO: remove it")
+            if made:
+                os.unlink(path)
+            raise
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiter: asyncio.Future[bool] | None = None
 
@@ -82,9 +108,23 @@ class Doorbell:
         if loop is not None and not loop.is_closed():
             loop.remove_reader(self.fd)
 
-    def close(self) -> None:
+    def close(self, unlink: bool = True) -> None:
+        """Stop watching and close the FIFO; with ``unlink``, remove it too."""
         if self.fd >= 0:
             self._unregister()
+            os.close(self.fd)
+            self.fd = -1
+        if unlink:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+    def after_fork(self) -> None:
+        """In a forked child: close the inherited descriptor without touching the event loop
+        (its epoll set is shared with the parent's loop: removing our fd there would remove
+        the parent's registration)."""
+        self._loop = None
+        self._waiter = None
+        if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
 
@@ -99,30 +139,42 @@ class Ringer:
 
     def __init__(self) -> None:
         self._fds: dict[str, int] = {}
+        self._refused: set[str] = set()
 
     def ring(self, path: str) -> None:
         fd = self._fds.get(path)
         if fd is None:
+            if path in self._refused:
+                return
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            except OSError:  # no FIFO, or nobody listens: nobody to wake
+                # read-write: the FIFO always has a reader, so a write never raises EPIPE
+                # (nor SIGPIPE) even when its owner died
+                fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except FileNotFoundError:
+                return  # its end is gone: nobody to wake
+            except OSError as e:
+                self._refused.add(path)
+                log.warning("cannot ring doorbell %s (%s): that end will notice new data only "
+                            "every 0.5 s", path, e.strerror)
                 return
             if not stat.S_ISFIFO(os.fstat(fd).st_mode):  # never write into anything else
                 os.close(fd)
+                self._refused.add(path)
                 return
+            if len(self._fds) >= 256:
+                self.close()
             self._fds[path] = fd
-        try:
+        with contextlib.suppress(BlockingIOError):  # full of rings already: awake anyway
             os.write(fd, b"\x01")
-        except BlockingIOError:
-            pass  # already full of rings
-        except OSError as e:
-            if e.errno in (errno.EPIPE, errno.EBADF):
-                self.forget(path)
 
     def forget(self, path: str) -> None:
         fd = self._fds.pop(path, None)
         if fd is not None:
             os.close(fd)
+
+    def after_fork(self) -> None:
+        """In a forked child: close the inherited descriptors."""
+        self.close()
 
     def close(self) -> None:
         for path in list(self._fds):

@@ -13,8 +13,19 @@ created; they only grow::
     is ``boundaries[k % MAX_BOUNDARIES]``; reader i has passed boundaries ``< bseq[i]``.
 
 Everything except the immutable description (magic ... max_boundaries) is changed only while
-holding the header semaphore; ``lock_pid/lock_started`` name the holder so that a holder that
-died can be detected and the lock recovered.
+holding the header mutex (see segment.py). Roles are held by *owner ids*: ``next_id`` hands
+out a new one to every registration (a writer, a reader slot, a hand-over), never reused
+while the segment lives; the end that owns id ``k`` holds the kernel lock on byte
+``ID_BASE + k`` of the lock file (locks.py), which is how every other end knows it is alive.
+Pids are kept for messages only::
+
+    writer:   writer_state  writer_id  writer_pid  writer_transit  reserved
+    reader k: state         owner      pid         transit         cursor  bseq ...
+
+``transit`` is a CLOCK_MONOTONIC deadline (ns) while an end is being handed to another
+process: the role counts as alive until then even if no process holds its lock.
+``reserved`` is the end of the rows the writer has handed out with ``reserve()`` and not yet
+committed (0: none): no other writer may take the pipe over while a live writer holds them.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from ..layout import compute_dtype
 from .mirror import PAGE, page_round
 
 MAGIC = b"SHMPIPE\x00"
-VERSION = 1
+VERSION = 2
 MAX_READERS = 64
 MAX_BOUNDARIES = 1024
 LAYOUT_BYTES = 32
@@ -45,9 +56,9 @@ class ReaderSlot(ctypes.Structure):
     _fields_ = [
         ("state", u32),
         ("sleeping", u32),  # 1: waiting on its doorbell; the writer must ring it
-        ("pid", i64),
-        ("started", u64),  # process start time (pid reuse guard)
-        ("gen", u64),  # changes each time the slot is taken
+        ("owner", u64),  # owner id of the end holding the slot (its liveness lock)
+        ("pid", i64),  # for messages only
+        ("transit", u64),  # CLOCK_MONOTONIC ns deadline of a hand-over in progress, or 0
         ("cursor", u64),  # rows consumed (published at each read)
         ("bseq", u64),  # boundaries passed
         ("rows_read", u64),
@@ -68,22 +79,20 @@ class Header(ctypes.Structure):
         ("ring_bytes", u64),  # a multiple of the page size, >= capacity * row_size
         ("max_readers", u32),
         ("max_boundaries", u32),
-        # the lock holder
-        ("lock_pid", i64),
-        ("lock_started", u64),
-        ("lock_gen", u64),
+        ("lock_pid", i64),  # the mutex holder, for messages only
+        ("next_id", u64),  # the last owner id handed out
         # the writer
         ("writer_state", u32),
         ("writer_sleeping", u32),
-        ("writer_pid", i64),
-        ("writer_started", u64),
-        ("writer_gen", u64),
+        ("writer_id", u64),
+        ("writer_pid", i64),  # for messages only
+        ("writer_transit", u64),
+        ("reserved", u64),
         # cursors
         ("write", u64),
         ("boundary_count", u64),
         ("retained", u64),
         ("retained_bseq", u64),
-        ("reader_gen", u64),
         ("readers_hi", u32),  # 1 + highest slot index ever taken (bounds the slot scans)
         ("sleepers", u32),  # readers waiting on their doorbells
         # counters
@@ -161,14 +170,20 @@ def validate(h: Header, size: int, name: str) -> str:
 
 
 def check_cursors(h: Header, name: str) -> None:
-    """Raise PipeError if the cursors break their invariants (see the module docstring)."""
+    """Raise PipeError if the cursors or the role table break their invariants (see the
+    module docstring): every field a ring operation indexes with or trusts is bounded here."""
     w, cap = h.write, h.capacity
     if h.writer_state > WRITER_DEAD:
         raise _corrupt(name, f"writer state {h.writer_state}")
+    if h.writer_id > h.next_id:
+        raise _corrupt(name, f"writer id {h.writer_id} beyond the last id {h.next_id}")
+    if h.reserved and not w < h.reserved <= w + cap:
+        raise _corrupt(name, f"reservation ending at row {h.reserved} for write {w}")
     if h.retained > w or (h.boundary_count - h.retained_bseq) > MAX_BOUNDARIES:
         raise _corrupt(name, f"retained position {h.retained} past write {w}")
     if h.readers_hi > MAX_READERS or h.sleepers > MAX_READERS:
         raise _corrupt(name, f"reader table bounds {h.readers_hi}/{h.sleepers}")
+    tail = None
     for i in range(MAX_READERS):
         s = h.readers[i]
         if s.state == FREE:
@@ -177,6 +192,12 @@ def check_cursors(h: Header, name: str) -> None:
             raise _corrupt(name, f"reader slot {i} cursor {s.cursor} for write {w}, capacity {cap}")
         if s.bseq > h.boundary_count or h.boundary_count - s.bseq > MAX_BOUNDARIES:
             raise _corrupt(name, f"reader slot {i} boundary count {s.bseq}")
+        if i >= h.readers_hi or s.owner > h.next_id:
+            raise _corrupt(name, f"reader slot {i} outside the table ({h.readers_hi} slots) "
+                                 f"or with an unknown owner {s.owner}")
+        tail = s.cursor if tail is None else min(tail, s.cursor)
+    if tail is None and w - h.retained > cap:
+        raise _corrupt(name, f"write {w} is more than {cap} rows past retained {h.retained}")
 
 
 def _corrupt(name: str, what: str) -> PipeError:

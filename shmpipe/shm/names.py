@@ -4,8 +4,8 @@ A pipe named ``sensor-1`` owns, all in ``/dev/shm`` and all starting ``shmpipe.`
 
 * ``shmpipe.sensor-1``             the shared-memory segment (header + ring)
 * ``sem.shmpipe.sensor-1.lock``    the header semaphore
-* ``shmpipe.sensor-1.bell.w``      the writer's doorbell FIFO
-* ``shmpipe.sensor-1.bell.r<k>``   reader slot k's doorbell FIFO
+* ``shmpipe.sensor-1.bell.<id>``   the doorbell FIFO of the end registered as owner ``id``
+                                   (the writer or a reader: see header.py)
 """
 
 from __future__ import annotations
@@ -53,12 +53,9 @@ def lock_path(name: str) -> str:
     return os.path.join(SHM_DIR, "sem." + PREFIX + name + ".lock")
 
 
-def writer_bell(name: str) -> str:
-    return os.path.join(SHM_DIR, f"{PREFIX}{name}.bell.w")
-
-
-def reader_bell(name: str, slot: int) -> str:
-    return os.path.join(SHM_DIR, f"{PREFIX}{name}.bell.r{slot}")
+def bell(name: str, owner: int) -> str:
+    """The doorbell FIFO of the end registered as owner ``owner`` of pipe ``name``."""
+    return os.path.join(SHM_DIR, f"{PREFIX}{name}.bell.{owner}")
 
 
 def pipe_of(entry: str) -> str | None:
@@ -68,7 +65,7 @@ def pipe_of(entry: str) -> str | None:
     if not entry.startswith(PREFIX):
         return None
     rest = entry[len(PREFIX) :]
-    m = re.match(r"^(.*)\.bell\.(w|r[0-9]+)$", rest)
+    m = re.match(r"^(.*)\.bell\.(w|r?[0-9]+)$", rest)
     return m.group(1) if m else rest
 
 

@@ -1,11 +1,21 @@
-"""Ring operations on a header: pure and synchronous (no locks, no OS calls, no asyncio).
+"""The protocol of a shared-memory pipe, as pure functions on its header.
 
-Callers hold the header lock around every function here that changes the header. The
-functions keep these invariants (checked by the hypothesis state machine in the tests)::
+Every decision lives here: who may write, who may read from where, when an end may sleep,
+what a close releases, what a hand-over moves, when a role is dead. No locks, no OS calls, no
+asyncio: liveness arrives as an ``alive(owner_id) -> bool`` callable and time as ``now``
+(CLOCK_MONOTONIC ns), so the hypothesis state machine in the tests drives all of it. Callers
+hold the header mutex around every function that changes the header.
+
+Invariants (checked after every step of the state machine)::
 
     for each attached reader i:   0 <= write - cursor[i] <= capacity
                                   0 <= boundary_count - bseq[i] <= MAX_BOUNDARIES
     tail <= every attached cursor; rows [tail, write) are intact in the ring
+    at most one writer registration; a role is taken over only from its owner id
+
+Every loop over the reader table is bounded by MAX_READERS whatever ``readers_hi`` holds, so a
+corrupted header gives PipeError (from ``header.check_cursors``) or a bounded scan, never an
+IndexError.
 """
 
 from __future__ import annotations
@@ -13,17 +23,40 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import PipeError
-from .header import ACTIVE, FREE, MAX_BOUNDARIES, MAX_READERS, Header
+from .header import (
+    ACTIVE,
+    FREE,
+    MAX_BOUNDARIES,
+    MAX_READERS,
+    NO_WRITER,
+    WRITER_CLOSED,
+    WRITER_DEAD,
+    WRITER_OPEN,
+    Header,
+)
+
+Alive = Callable[[int], bool]
+
+
+def _hi(h: Header) -> int:
+    return min(int(h.readers_hi), MAX_READERS)
 
 
 def active_slots(h: Header) -> list[int]:
-    return [i for i in range(h.readers_hi) if h.readers[i].state == ACTIVE]
+    return [i for i in range(_hi(h)) if h.readers[i].state == ACTIVE]
 
 
+def new_id(h: Header) -> int:
+    """A fresh owner id (never handed out before in this segment)."""
+    h.next_id += 1
+    return int(h.next_id)
+
+
+# --------------------------------------------------------------------------- rows
 def tail(h: Header) -> tuple[int, int]:
     """(oldest row still needed, oldest boundary still needed) by any reader, or retained."""
     cur = bseq = -1
-    for i in range(h.readers_hi):
+    for i in range(_hi(h)):
         s = h.readers[i]
         if s.state == ACTIVE:
             if cur < 0 or s.cursor < cur:
@@ -37,7 +70,12 @@ def tail(h: Header) -> tuple[int, int]:
 
 def free_rows(h: Header) -> int:
     """Rows the writer may add now without overwriting a row some reader still needs."""
-    return int(h.capacity - (h.write - tail(h)[0]))
+    return max(0, int(h.capacity - (h.write - tail(h)[0])))
+
+
+def unconsumed(h: Header) -> int:
+    """Rows written that some reader (or the next reader to attach) has not consumed."""
+    return int(h.write - tail(h)[0])
 
 
 def commit(h: Header, n: int) -> list[int]:
@@ -48,11 +86,37 @@ def commit(h: Header, n: int) -> list[int]:
     if not 0 < n <= free_rows(h):
         raise PipeError(f"cannot commit {n} rows: {free_rows(h)} free")
     h.write += n
+    h.reserved = 0  # a commit (or a write) ends any reservation
     h.rows_written += n
     h.blocks_written += 1
     return wake_readers(h)
 
 
+def writer_wait(h: Header, need: int) -> tuple[int, list[int]]:
+    """The writer wants ``need`` rows of room: return (free rows, slots to wake).
+
+    When fewer than ``need`` rows are free, the writer is marked asleep (the next reader to
+    consume rings it), and readers asleep are woken: a reader holding unconsumed rows waits for
+    news that only its consuming can bring, so it must see that the writer waits.
+    """
+    free = free_rows(h)
+    if free >= need:
+        return free, []
+    h.writer_sleeping = 1
+    h.writer_waits += 1
+    return free, wake_readers(h)
+
+
+def reserve(h: Header, owner: int, n: int) -> None:
+    """Record that writer ``owner`` handed out rows ``[write, write + n)`` for filling in
+    place. Raises PipeError if it is not the writer or they are not free."""
+    check_writer(h, owner)
+    if not 0 < n <= free_rows(h):
+        raise PipeError(f"cannot reserve {n} rows: {free_rows(h)} free")
+    h.reserved = h.write + n
+
+
+# --------------------------------------------------------------------------- boundaries
 def add_boundary(h: Header) -> list[int] | None:
     """Record an interval boundary at the write position; return the slots to wake.
 
@@ -85,12 +149,13 @@ def next_boundary(h: Header, bseq: int, read_end: int) -> int | None:
     return pos
 
 
+# --------------------------------------------------------------------------- sleeping
 def wake_readers(h: Header) -> list[int]:
     """Clear and return the slots of readers sleeping on their doorbells."""
     if not h.sleepers:
         return []
     woken = []
-    for i in range(h.readers_hi):
+    for i in range(_hi(h)):
         s = h.readers[i]
         if s.sleeping:
             s.sleeping = 0
@@ -101,6 +166,34 @@ def wake_readers(h: Header) -> list[int]:
     return woken
 
 
+def stalls_writer(h: Header, consumed: int, unconsumed_rows: int) -> bool:
+    """The writer waits for room that only this reader's consuming can make (it holds rows
+    and is the slowest), so its read must return what it holds rather than wait."""
+    return bool(h.writer_sleeping) and unconsumed_rows > 0 and tail(h)[0] == consumed
+
+
+def news(h: Header, seen: tuple[int, int, int]) -> bool:
+    """Whether the write cursor, the boundaries or the writer state moved since ``seen``."""
+    return (int(h.write), int(h.boundary_count), int(h.writer_state)) != seen
+
+
+def snapshot(h: Header) -> tuple[int, int, int]:
+    return int(h.write), int(h.boundary_count), int(h.writer_state)
+
+
+def reader_sleep(h: Header, slot: int, seen: tuple[int, int, int], consumed: int,
+                 unconsumed_rows: int) -> bool:
+    """Reader ``slot`` found nothing new at ``seen``: mark it asleep and return True, unless
+    news came meanwhile or it stalls the writer (return False: read again now)."""
+    if news(h, seen) or stalls_writer(h, consumed, unconsumed_rows):
+        return False
+    s = h.readers[slot]
+    if not s.sleeping:
+        s.sleeping = 1
+        h.sleepers += 1
+    return True
+
+
 def sleep(h: Header, slot: int) -> None:
     """Mark reader ``slot`` as waiting on its doorbell (the next commit or boundary rings it)."""
     s = h.readers[slot]
@@ -109,8 +202,112 @@ def sleep(h: Header, slot: int) -> None:
         h.sleepers += 1
 
 
-def attach(h: Header, pid: int, started: int) -> int:
-    """Take a reader slot for process ``pid``; return its index.
+# --------------------------------------------------------------------------- liveness
+def role_alive(owner: int, transit: int, alive: Alive, now: int) -> bool:
+    """A role lives while its owner's lock is held, or while a hand-over is in transit."""
+    return now < transit or alive(owner)
+
+
+def writer_gone(h: Header, alive: Alive, now: int) -> bool:
+    """True if no live writer is registered (marking a registered one that died as dead)."""
+    if h.writer_state == WRITER_OPEN and not role_alive(
+            int(h.writer_id), int(h.writer_transit), alive, now):
+        h.writer_state = WRITER_DEAD
+        h.reserved = 0
+    return h.writer_state != WRITER_OPEN
+
+
+def stream_ended(h: Header) -> bool:
+    """True if the writer closed or was found dead."""
+    return h.writer_state in (WRITER_CLOSED, WRITER_DEAD)
+
+
+def reap(h: Header, alive: Alive, now: int) -> list[int]:
+    """Detach the readers whose owner is gone (and no hand-over is in transit); return their
+    slots. Also marks a dead writer dead."""
+    dead = [i for i in active_slots(h)
+            if not role_alive(int(h.readers[i].owner), int(h.readers[i].transit), alive, now)]
+    for i in dead:
+        detach(h, i)
+    h.readers_reaped += len(dead)
+    writer_gone(h, alive, now)
+    return dead
+
+
+def unused(h: Header) -> bool:
+    """No end is registered and no row waits for a reader: the pipe may be unlinked.
+    (Reap first: this trusts the registrations.)"""
+    return h.writer_state != WRITER_OPEN and not active_slots(h) and unconsumed(h) == 0
+
+
+# --------------------------------------------------------------------------- the writer
+def check_writer(h: Header, owner: int) -> None:
+    """Raise PipeError unless ``owner`` holds the writer registration."""
+    if h.writer_id != owner or h.writer_state != WRITER_OPEN:
+        raise PipeError(f"this output end no longer owns the pipe: it now belongs to pid "
+                        f"{h.writer_pid} (handed over or taken over)")
+
+
+def claim_writer(h: Header, owner: int, pid: int, inherited: int | None, alive: Alive,
+                 now: int) -> None:
+    """Register ``owner`` (of process ``pid``) as the writer.
+
+    ``inherited`` is the owner id of the end this one continues (an end unpickled in, or
+    inherited through fork by, another process), or None for a new end.
+    A new end is refused while a live writer is registered; it replaces a dead or closed
+    one, and its rows start a new interval. A continuing end must come from the registered
+    writer, and may not take over while that writer, still alive, holds reserved rows
+    (its views into the ring would overwrite ours).
+    """
+    if inherited is not None:
+        if h.writer_id != inherited or h.writer_state != WRITER_OPEN:
+            raise PipeError(f"the output end was taken over meanwhile (the pipe's writer is "
+                            f"now pid {h.writer_pid})" if h.writer_state == WRITER_OPEN
+                            else "the output end was closed or released meanwhile")
+        if h.reserved and alive(inherited):
+            raise PipeError(
+                f"the writer (pid {h.writer_pid}) holds reserved rows {h.write}..{h.reserved} "
+                "not yet committed: commit them before another process takes the end over"
+            )
+    else:
+        if not writer_gone(h, alive, now):
+            raise PipeError(f"pipe already has a writer: pid {h.writer_pid} "
+                            "(one live writer per pipe)")
+        if h.writer_state != NO_WRITER:
+            h.takeovers += 1
+            if h.write > 0 and last_boundary(h) != h.write:
+                add_boundary(h)  # the new writer's rows start a new interval
+    h.reserved = 0
+    h.writer_id = owner
+    h.writer_pid = pid
+    h.writer_transit = 0
+    h.writer_sleeping = 0
+    h.writer_state = WRITER_OPEN
+
+
+def hand_over_writer(h: Header, owner: int, deadline: int) -> None:
+    """Writer ``owner`` is being handed to another process, which has until ``deadline``
+    (CLOCK_MONOTONIC ns) to take it over before the registration counts as dead."""
+    check_writer(h, owner)
+    if h.reserved:
+        raise PipeError("commit the reserved rows before handing the output end over")
+    h.writer_transit = deadline
+
+
+def close_writer(h: Header, owner: int) -> list[int] | None:
+    """Writer ``owner`` ends the stream; return the readers to wake, or None (and change
+    nothing) if it no longer owns the registration."""
+    if h.writer_id != owner or h.writer_state != WRITER_OPEN:
+        return None
+    h.writer_state = WRITER_CLOSED
+    h.writer_transit = 0
+    h.reserved = 0
+    return wake_readers(h)
+
+
+# --------------------------------------------------------------------------- readers
+def attach(h: Header, owner: int, pid: int) -> int:
+    """Take a reader slot for ``owner`` (of process ``pid``); return its index.
 
     With no reader attached, the new reader starts at ``retained`` (the oldest row no reader
     has consumed); otherwise at the write position. Raises PipeError when all
@@ -127,13 +324,28 @@ def attach(h: Header, pid: int, started: int) -> int:
         s.cursor, s.bseq = h.write, h.boundary_count
     else:
         s.cursor, s.bseq = h.retained, h.retained_bseq
-    s.pid, s.started, s.sleeping = pid, started, 0
+    s.owner, s.pid, s.transit, s.sleeping = owner, pid, 0, 0
     s.rows_read = s.reads = 0
-    h.reader_gen += 1
-    s.gen = h.reader_gen
     s.state = ACTIVE
-    h.readers_hi = max(h.readers_hi, i + 1)
+    h.readers_hi = max(_hi(h), i + 1)
     return i
+
+
+def owns(h: Header, slot: int, owner: int) -> bool:
+    """Whether reader ``slot`` is attached and held by ``owner``."""
+    if not 0 <= slot < MAX_READERS:
+        return False
+    s = h.readers[slot]
+    return bool(s.state == ACTIVE and s.owner == owner)
+
+
+def check_reader(h: Header, slot: int, owner: int) -> None:
+    """Raise PipeError unless ``owner`` holds reader ``slot``."""
+    if not owns(h, slot, owner):
+        s = h.readers[slot] if 0 <= slot < MAX_READERS else None
+        who = f"pid {s.pid}" if s is not None and s.state == ACTIVE else "nobody"
+        raise PipeError(f"this input end no longer owns its reader slot {slot}: it is held by "
+                        f"{who} (handed over, or released as dead)")
 
 
 def detach(h: Header, slot: int) -> None:
@@ -145,13 +357,11 @@ def detach(h: Header, slot: int) -> None:
         h.retained, h.retained_bseq = s.cursor, s.bseq
     if s.sleeping:
         s.sleeping = 0
-        h.sleepers -= 1
+        h.sleepers = max(0, h.sleepers - 1)
     s.state = FREE
-    s.pid = 0
-    h.reader_gen += 1
-    s.gen = h.reader_gen  # an end that still thinks it owns the slot will notice
-    while h.readers_hi and h.readers[h.readers_hi - 1].state == FREE:
-        h.readers_hi -= 1
+    s.owner = s.pid = s.transit = 0
+    while h.readers_hi and h.readers[_hi(h) - 1].state == FREE:
+        h.readers_hi = _hi(h) - 1
 
 
 def publish(h: Header, slot: int, cursor: int, bseq: int) -> bool:
@@ -175,15 +385,33 @@ def publish(h: Header, slot: int, cursor: int, bseq: int) -> bool:
     return False
 
 
-def reap(h: Header, alive: Callable[[int, int], bool]) -> list[int]:
-    """Detach the readers whose process is gone; return their slots."""
-    dead = [i for i in active_slots(h) if not alive(h.readers[i].pid, h.readers[i].started)]
-    for i in dead:
-        detach(h, i)
-    h.readers_reaped += len(dead)
-    return dead
+def hand_over_reader(h: Header, slot: int, owner: int, deadline: int) -> None:
+    """Reader ``slot`` is being handed to another process, which has until ``deadline``
+    (CLOCK_MONOTONIC ns) to take it over before the slot counts as dead."""
+    check_reader(h, slot, owner)
+    h.readers[slot].transit = deadline
 
 
-def unconsumed(h: Header) -> int:
-    """Rows written that some reader (or the next reader to attach) has not consumed."""
-    return int(h.write - tail(h)[0])
+def take_over_reader(h: Header, slot: int, inherited: int, owner: int, pid: int,
+                     consumed: int, bseq: int) -> None:
+    """``owner`` continues the end that held ``slot`` as ``inherited``, at position
+    ``consumed``/``bseq``. Raises PipeError if the slot moved on or the position is out of
+    range (changing nothing)."""
+    check_reader(h, slot, inherited)
+    s = h.readers[slot]
+    if not (s.cursor <= consumed <= h.write and s.bseq <= bseq <= h.boundary_count):
+        raise PipeError("the handed-over position is out of range")
+    s.owner, s.pid, s.transit = owner, pid, 0
+
+
+def close_reader(h: Header, slot: int, owner: int, consumed: int, bseq: int) -> bool:
+    """Reader ``owner`` leaves: publish its position and free its slot. Returns True if the
+    writer must be woken. Does nothing (False) if it no longer owns the slot."""
+    if not owns(h, slot, owner):
+        return False
+    wake = publish(h, slot, consumed, bseq)
+    detach(h, slot)
+    if h.writer_sleeping:  # the tail may have moved: let the writer look again
+        h.writer_sleeping = 0
+        wake = True
+    return wake

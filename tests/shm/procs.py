@@ -356,7 +356,7 @@ def stuck_reader(name: str, ready: Any) -> None:
 def lock_holder(name: str, ready: Any) -> None:
     """Take the pipe's header lock, signal, and keep it (until killed)."""
     inp = shmpipe.open_input(name)
-    inp._seg.acquire()
+    inp.segment.acquire()
     ready.set()
     time.sleep(PARK)
 

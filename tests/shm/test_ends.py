@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import shmpipe
+from shmpipe.shm import ring
 from shmpipe.shm import names
 
 LAYOUT = "float32_2"
@@ -138,7 +139,7 @@ async def test_read_is_a_read_only_view_into_the_ring_even_across_the_seam(pname
         with pytest.raises(ValueError):
             data["timestamp"][0] = 5
         # the rows after the seam are the same pages as the start of the ring
-        start_of_ring = out._seg.rows(cap, cap + 7)  # writable, mapped at the first copy
+        start_of_ring = out.segment.rows(cap, cap + 7)  # writable, mapped at the first copy
         assert not np.shares_memory(data, start_of_ring)  # other addresses...
         start_of_ring["timestamp"][0] = -1
         assert data["timestamp"][3] == -1  # ...same memory
@@ -288,12 +289,10 @@ async def test_several_readers_each_get_every_row_and_late_reader_starts_at_writ
         for r in (a, late):
             r.consume_all()
             r.read_nowait()
-        out._refresh_free(1)
-        assert out._free == out.capacity - 10
+        assert ring.free_rows(out.segment.header) == out.capacity - 10
         b.consume(3)
         b.read_nowait()
-        out._refresh_free(1)
-        assert out._free == out.capacity - 7
+        assert ring.free_rows(out.segment.header) == out.capacity - 7
         for r in (a, b, late):
             await r.close()
 

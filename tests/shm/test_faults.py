@@ -91,7 +91,7 @@ def forked_reader(inp: Any, go: Any, q: Any) -> None:
         except PipeError as e:
             q.put(("ok", ("PipeError", str(e))))
         else:
-            q.put(("ok", ("read", len(data), inp._slot)))
+            q.put(("ok", ("read", len(data), inp._role.slot)))
     except BaseException:
         q.put(("error", traceback.format_exc()))
     _exit(q)
@@ -155,19 +155,19 @@ def test_forked_reader_cannot_use_a_slot_the_parent_released(pipe_name: str) -> 
     try:
         out.write_nowait(rows(0, 4))
         assert len(inp.read_nowait()) == 4  # slot taken
-        slot = inp._slot
+        slot = inp._role.slot
         ctx = _ctx("fork")
         go, q = ctx.Event(), ctx.Queue()
         p = ctx.Process(target=forked_reader, args=(inp, go, q), daemon=True)
         p.start()
         asyncio.run(inp.close())  # the parent still owns the end: this releases the slot
-        assert out._seg.header.readers[slot].state == FREE
+        assert out.segment.header.readers[slot].state == FREE
         go.set()
         res = _result(q)
         assert _join(p) == 0
         assert res[0] == "PipeError", (
             f"child read through slot {slot} whose state is "
-            f"{out._seg.header.readers[slot].state} (FREE={FREE}, ACTIVE={ACTIVE}): {res}"
+            f"{out.segment.header.readers[slot].state} (FREE={FREE}, ACTIVE={ACTIVE}): {res}"
         )
     finally:
         asyncio.run(out.close())
@@ -217,15 +217,14 @@ def test_lock_wait_timeout_while_opening_raises_pipe_error(
 ) -> None:
     """A lock held past LOCK_GIVE_UP by a live holder while opening gives PipeError."""
     monkeypatch.setattr(segment, "LOCK_GIVE_UP", 0.3)
-    monkeypatch.setattr(segment, "LOCK_POLL", 0.05)
     out = shmpipe.open_output(pipe_name, LAYOUT, capacity=10)
     try:
-        out._seg.acquire()  # a live holder (this process) keeps the lock
+        out.segment.acquire()  # a live holder (this process) keeps the lock
         try:
             with pytest.raises(PipeError):
                 shmpipe.open_input(pipe_name)
         finally:
-            out._seg.release()
+            out.segment.release()
     finally:
         asyncio.run(out.close())
 
@@ -235,14 +234,15 @@ def _fds() -> int:
 
 
 def test_failed_input_handover_closes_the_segment_fd(pipe_name: str) -> None:
-    """A hand-over that fails (the slot is no longer ours) closes what it opened."""
+    """A hand-over that fails (the slot was taken over already) closes what it opened."""
     out = shmpipe.open_output(pipe_name, LAYOUT, capacity=10)
     inp = shmpipe.open_input(pipe_name)
     try:
         out.write_nowait(rows(0, 2))
         inp.read_nowait()
         blob = pickle.dumps(inp)
-        asyncio.run(inp.close())  # the slot is released: the handover must fail
+        asyncio.run(inp.close())  # retired by the pickling: keeps the slot in transit
+        taker = pickle.loads(blob)  # takes the slot over: later hand-overs must fail
         gc.collect()
         before = _fds()
         for _ in range(5):
@@ -250,6 +250,7 @@ def test_failed_input_handover_closes_the_segment_fd(pipe_name: str) -> None:
                 pickle.loads(blob)
         gc.collect()
         assert _fds() == before, f"{_fds() - before} fds leaked by 5 failed handovers"
+        asyncio.run(taker.close())
     finally:
         asyncio.run(out.close())
 

@@ -93,11 +93,11 @@ def test_cursor_corrupted_after_attach_gives_pipe_error_not_a_bad_read(pname: st
         inp = shmpipe.open_input(pname)
         inp.read_nowait()
         await out.write([[1, 2, 3]])
-        out._seg.header.write = 1 << 40  # a stray write into the header
+        out.segment.header.write = 1 << 40  # a stray write into the header
         with pytest.raises(shmpipe.PipeError, match="corrupted"):
             await inp.read()
-        out._seg.header.write = 1
-        h = out._seg.header
+        out.segment.header.write = 1
+        h = out.segment.header
         h.boundaries[0] = 1 << 30
         h.boundary_count = 1
         with pytest.raises(shmpipe.PipeError, match="boundary"):

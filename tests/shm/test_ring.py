@@ -21,7 +21,7 @@ from hypothesis.stateful import (
 from shmpipe.buffer import ReadCursor
 from shmpipe.errors import PipeError
 from shmpipe.shm import ring
-from shmpipe.shm.header import MAX_BOUNDARIES, Header
+from shmpipe.shm.header import MAX_BOUNDARIES, WRITER_DEAD, WRITER_OPEN, Header, check_cursors
 
 
 def new_header(capacity: int) -> Header:
@@ -31,16 +31,25 @@ def new_header(capacity: int) -> Header:
 
 
 class Reader:
-    def __init__(self, slot: int, h: Header) -> None:
+    def __init__(self, slot: int, h: Header, owner: int) -> None:
         s = h.readers[slot]
         self.slot = slot
+        self.owner = owner
         self.start = int(s.cursor)
         self.cursor = ReadCursor(int(s.cursor))
         self.bseq = int(s.bseq)
+        self.published = int(s.cursor)  # the position last stored in the header
         self.delivered = int(s.cursor)  # next row this reader must consume
 
 
+GRACE = 1000  # ns a hand-over stays in transit in the model's clock
+
+
 class RingMachine(RuleBasedStateMachine):
+    """Every protocol decision of ring.py against a model: rows, boundaries, readers that
+    attach, detach, die, are reaped, handed over and taken over; writers that open, die,
+    close, reserve, and are replaced or taken over through fork."""
+
     readers = Bundle("readers")
 
     @initialize(capacity=st.integers(1, 40))
@@ -51,7 +60,63 @@ class RingMachine(RuleBasedStateMachine):
         self.boundaries: list[int] = []  # every boundary ever recorded
         self.live: dict[int, Reader] = {}
         self.retained = 0
-        self.pid = 100
+        self.dead: set[int] = set()  # owner ids whose process died
+        self.now = 0
+        self.writer = 0  # the model's writer owner id (0: none registered)
+        self.writer_state = "none"
+        self.reserved = 0
+
+    def alive(self, owner: int) -> bool:
+        return owner != 0 and owner not in self.dead
+
+    # ------------------------------------------------------------------ the writer
+    @rule()
+    def open_writer(self) -> None:
+        h = self.h
+        me = ring.new_id(h)
+        writer_alive = self.writer_state == "open" and (
+            self.alive(self.writer) or self.now < h.writer_transit)
+        if writer_alive:
+            with pytest.raises(PipeError, match="already has a writer"):
+                ring.claim_writer(h, me, 1, None, self.alive, self.now)
+            return
+        before = int(h.boundary_count)
+        ring.claim_writer(h, me, 1, None, self.alive, self.now)
+        if self.writer_state != "none" and self.boundaries_end() != int(h.write) and h.write:
+            assert h.boundary_count == before + 1, "a replacing writer starts a new interval"
+            self.boundaries.append(int(h.write))
+        self.writer, self.writer_state, self.reserved = me, "open", 0
+        assert h.reserved == 0
+
+    def boundaries_end(self) -> int | None:
+        return self.boundaries[-1] if self.boundaries else None
+
+    @precondition(lambda self: self.writer_state == "open")
+    @rule()
+    def fork_takes_writer_over(self) -> None:
+        h = self.h
+        me = ring.new_id(h)
+        if self.reserved and self.alive(self.writer):
+            with pytest.raises(PipeError, match="reserved rows"):
+                ring.claim_writer(h, me, 2, self.writer, self.alive, self.now)
+            return
+        count = int(h.boundary_count)
+        ring.claim_writer(h, me, 2, self.writer, self.alive, self.now)
+        assert h.boundary_count == count, "a takeover continues the same interval"
+        self.writer, self.reserved = me, 0
+
+    @precondition(lambda self: self.writer_state == "open")
+    @rule()
+    def writer_dies(self) -> None:
+        self.dead.add(self.writer)
+
+    @precondition(lambda self: self.writer_state == "open")
+    @rule()
+    def close_writer(self) -> None:
+        woken = ring.close_writer(self.h, self.writer)
+        assert woken is not None
+        assert ring.close_writer(self.h, self.writer) is None  # once only
+        self.writer_state, self.reserved = "closed", 0
 
     @rule(n=st.integers(1, 50))
     def write(self, n: int) -> None:
@@ -64,6 +129,34 @@ class RingMachine(RuleBasedStateMachine):
         idx = np.arange(w, w + k)
         self.data[idx % self.cap] = idx
         ring.commit(self.h, k)
+        self.reserved = 0
+
+    @precondition(lambda self: self.writer_state == "open" and self.alive(self.writer))
+    @rule(n=st.integers(1, 10))
+    def reserve(self, n: int) -> None:
+        if n > ring.free_rows(self.h):
+            with pytest.raises(PipeError):
+                ring.reserve(self.h, self.writer, n)
+            return
+        ring.reserve(self.h, self.writer, n)
+        self.reserved = int(self.h.write) + n
+        with pytest.raises(PipeError):
+            ring.reserve(self.h, self.writer + 1000, n)  # only the writer reserves
+
+    @rule(need=st.integers(1, 45))
+    def writer_waits(self, need: int) -> None:
+        for r in self.live.values():
+            ring.sleep(self.h, r.slot)
+        free, woken = ring.writer_wait(self.h, need)
+        assert free == ring.free_rows(self.h)
+        if free < need:
+            assert self.h.writer_sleeping == 1
+            assert sorted(woken) == sorted(self.live), "readers must see the writer wait"
+        else:
+            assert woken == []
+            for r in self.live.values():  # the model's sleepers stay asleep: wake them
+                self.h.readers[r.slot].sleeping = 0
+            self.h.sleepers = 0
 
     @rule()
     def close_interval(self) -> None:
@@ -73,25 +166,78 @@ class RingMachine(RuleBasedStateMachine):
         else:
             self.boundaries.append(int(self.h.write))
 
+    # ------------------------------------------------------------------ readers
     @precondition(lambda self: len(self.live) < 4)
     @rule(target=readers)
     def attach(self):  # type: ignore[no-untyped-def]
         alone = not self.live
-        self.pid += 1
-        slot = ring.attach(self.h, self.pid, 1)
-        r = Reader(slot, self.h)
+        me = ring.new_id(self.h)
+        slot = ring.attach(self.h, me, 1)
+        r = Reader(slot, self.h, me)
         assert r.start == (self.retained if alone else int(self.h.write))
         self.live[slot] = r
         return r
+
+    def _gone(self, r: Reader) -> None:
+        self.retained = max(self.retained, r.published)
+        del self.live[r.slot]
 
     @rule(r=consumes(readers))
     def detach(self, r: Reader) -> None:
         if self.live.get(r.slot) is not r:
             return
-        ring.publish(self.h, r.slot, r.cursor.consumed, r.bseq)
-        self.retained = max(self.retained, r.cursor.consumed)
-        ring.detach(self.h, r.slot)
-        del self.live[r.slot]
+        ring.close_reader(self.h, r.slot, r.owner, r.cursor.consumed, r.bseq)
+        r.published = r.cursor.consumed
+        assert not ring.owns(self.h, r.slot, r.owner)
+        assert not ring.close_reader(self.h, r.slot, r.owner, 0, 0)  # a second close: nothing
+        self._gone(r)
+
+    @rule(r=readers)
+    def reader_dies(self, r: Reader) -> None:
+        if self.live.get(r.slot) is r:
+            self.dead.add(r.owner)
+
+    @rule(r=readers)
+    def hand_over(self, r: Reader) -> None:
+        """The owner hands its slot over and dies; a new owner may take it over."""
+        if self.live.get(r.slot) is not r or not self.alive(r.owner):
+            return
+        ring.hand_over_reader(self.h, r.slot, r.owner, self.now + GRACE)
+        self.dead.add(r.owner)  # the parent closed its copy: its lock is gone
+        me = ring.new_id(self.h)
+        ring.take_over_reader(self.h, r.slot, r.owner, me, 2, r.cursor.consumed, r.bseq)
+        with pytest.raises(PipeError):  # the old owner's copy cannot take it back
+            ring.take_over_reader(self.h, r.slot, r.owner, me + 1, 3, r.cursor.consumed, r.bseq)
+        r.owner = me
+        r.cursor.read_end = r.cursor.consumed  # as after unpickling
+        r.cursor.reread = False
+
+    @rule(r=readers)
+    def hand_over_nobody_takes(self, r: Reader) -> None:
+        """Handed over and the owner died: kept while in transit, reaped after."""
+        if self.live.get(r.slot) is not r or not self.alive(r.owner):
+            return
+        ring.hand_over_reader(self.h, r.slot, r.owner, self.now + GRACE)
+        self.dead.add(r.owner)
+        s = self.h.readers[r.slot]
+        assert ring.role_alive(int(s.owner), int(s.transit), self.alive, self.now)
+        assert not ring.role_alive(int(s.owner), int(s.transit), self.alive, self.now + GRACE)
+
+    @rule(dt=st.sampled_from([0, GRACE]))
+    def reap(self, dt: int) -> None:
+        self.now += dt
+        h = self.h
+        expect = sorted(
+            slot for slot, r in self.live.items()
+            if not self.alive(r.owner) and self.now >= h.readers[slot].transit)
+        writer_was = int(h.writer_state)
+        assert sorted(ring.reap(h, self.alive, self.now)) == expect
+        for slot in expect:
+            self._gone(self.live[slot])
+        if self.writer_state == "open" and not self.alive(self.writer) and (
+                self.now >= h.writer_transit):
+            assert h.writer_state == WRITER_DEAD and writer_was == WRITER_OPEN
+            self.writer_state, self.reserved = "dead", 0
 
     @rule(r=readers)
     def read(self, r: Reader) -> None:
@@ -99,6 +245,7 @@ class RingMachine(RuleBasedStateMachine):
             return
         h = self.h
         ring.publish(h, r.slot, r.cursor.consumed, r.bseq)
+        r.published = r.cursor.consumed
         boundary = ring.next_boundary(h, r.bseq, r.cursor.read_end)
         full = int(h.write) - r.cursor.consumed >= self.cap
         pending = r.bseq < len(self.boundaries)
@@ -111,6 +258,14 @@ class RingMachine(RuleBasedStateMachine):
             r.bseq += 1
         rows = np.arange(span.start, span.stop)
         assert (self.data[rows % self.cap] == rows).all(), "a row was overwritten before use"
+        seen = ring.snapshot(h)
+        stalls = ring.stalls_writer(h, r.cursor.consumed, r.cursor.unconsumed)
+        slept = ring.reader_sleep(h, r.slot, seen, r.cursor.consumed, r.cursor.unconsumed)
+        assert slept == (not stalls), "a reader sleeps unless it stalls the writer"
+        if slept:
+            assert h.readers[r.slot].sleeping == 1
+            h.readers[r.slot].sleeping = 0
+            h.sleepers -= 1
 
     @rule(r=readers, frac=st.sampled_from([0.0, 0.5, 1.0]))
     def consume(self, r: Reader, frac: float) -> None:
@@ -131,6 +286,12 @@ class RingMachine(RuleBasedStateMachine):
             assert 0 <= h.boundary_count - s.bseq <= MAX_BOUNDARIES
         assert 0 <= ring.free_rows(h) <= self.cap
         assert sorted(ring.active_slots(h)) == sorted(self.live)
+        assert all(ring.owns(h, slot, r.owner) for slot, r in self.live.items())
+        assert int(h.reserved) == self.reserved
+        check_cursors(h, "model")  # what every process re-checks after a recovery
+        assert ring.unused(h) == (
+            self.writer_state != "open" and not self.live
+            and int(h.write) == self.retained)
 
 
 TestRing = RingMachine.TestCase
@@ -140,7 +301,7 @@ TestRing.settings = settings(max_examples=150, stateful_step_count=60, deadline=
 def test_attach_refuses_beyond_max_readers() -> None:
     h = new_header(10)
     for i in range(ring.MAX_READERS):
-        ring.attach(h, 1000 + i, 1)
+        ring.attach(h, 1000 + i, 1000 + i)
     with pytest.raises(PipeError, match="maximum"):
         ring.attach(h, 1, 1)
 
@@ -172,6 +333,6 @@ def test_reap_releases_dead_readers() -> None:
     ring.commit(h, 4)
     ring.publish(h, b, 4, 0)
     assert ring.free_rows(h) == 0  # reader a holds the ring
-    assert ring.reap(h, lambda pid, st: pid == 2) == [a]
+    assert ring.reap(h, lambda owner: owner == 2, 0) == [a]
     assert ring.free_rows(h) == 4
     assert h.readers_reaped == 1

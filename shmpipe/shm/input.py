@@ -1,0 +1,247 @@
+"""The reading end of a shared-memory pipe (the async shell around ``ring``'s reader rules)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from ..buffer import Span
+from ..errors import PipeError
+from ..pipe import InputPipe
+from . import ring
+from .end import LIVENESS_PERIOD, Role, ShmEnd
+from .header import WRITER_OPEN, Header
+from .segment import DEFAULT_MODE, Segment, open_segment, trusted_uids
+
+SPIN_MAX = 200e-6  # adaptive polling before sleeping never exceeds this (seconds)
+OPEN_WAIT = 10.0  # default seconds open_input waits for a pipe that does not exist yet
+
+
+class ShmInputPipe(ShmEnd, InputPipe):
+    """The reading end of a shared-memory pipe (see :func:`shmpipe.open_input`)."""
+
+    def __init__(
+        self,
+        name: str,
+        layout: str | None = None,
+        *,
+        capacity: int | None = None,
+        mode: int = DEFAULT_MODE,
+        owner: int | str | None = None,
+        spin: float | None = None,
+        wait: float = OPEN_WAIT,
+        _handover: tuple[int, int, int, int] | None = None,
+    ) -> None:
+        trusted = trusted_uids(owner)
+        if spin is not None and not spin >= 0:
+            raise PipeError(f"spin must be a number of seconds >= 0, got {spin!r}")
+        seg, _ = open_segment(name, layout, capacity if layout else None, mode, owner, wait)
+        super().__init__(name=name, layout=seg.layout)
+        self._mode = mode
+        self._owner_arg = owner
+        self.spin = None if spin is None else float(spin)
+        self._gap = LIVENESS_PERIOD  # typical wait for news (seconds), for adaptive spinning
+        self._quiet_since = 0.0
+        self._bseq = 0
+        self._publish_due = False
+        self._seen: tuple[int, int, int] = (0, 0, 0)
+        role = Role(seg, trusted, reader=True)
+        try:
+            h = seg.header
+            ring.reap(h, role.alive, time.monotonic_ns())
+            me = role.register(h)
+            try:
+                if _handover is not None:
+                    slot, inherited, consumed, bseq = _handover
+                    ring.take_over_reader(h, slot, inherited, me, os.getpid(), consumed, bseq)
+                    self._cursor.reset(consumed)
+                    self._bseq = bseq
+                    self._publish_due = True
+                else:
+                    slot = ring.attach(h, me, os.getpid())
+                    self._cursor.reset(int(h.readers[slot].cursor))
+                    self._bseq = int(h.readers[slot].bseq)
+            except BaseException:
+                role.unregister(me)
+                raise
+            role.slot = slot
+        except BaseException:
+            seg.release()
+            role.finish()
+            raise
+        seg.release()
+        self._own(role)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Hand the end over (see ``shm/end.py``): the process that unpickles it continues
+        at this end's consumed position; this end is retired."""
+        role = self._role
+        slot = role.slot
+        self._hand_over(lambda h, owner, deadline: ring.hand_over_reader(h, slot, owner,
+                                                                         deadline))
+        handover = (slot, role.owner, self._cursor.consumed, self._bseq)
+        return (_reopen_input, (self.name, self.layout, self._mode, self._owner_arg,
+                                self.spin, handover))
+
+    # ----------------------------------------------------------------- the critical section
+    def _enter(self) -> tuple[Segment, Header]:
+        """Take the mutex and check this end still owns its slot (taking an inherited end
+        over first). On PipeError the mutex is not held."""
+        role = self._role
+        if role.inherited or role.handed or self.closed:
+            self._adopt()
+        seg = role.seg
+        seg.acquire()
+        h = seg.header
+        s = h.readers[role.slot]
+        if s.owner != role.owner or s.state != ring.ACTIVE:
+            seg.release()
+            ring.check_reader(h, role.slot, role.owner)
+        return seg, h
+
+    def _adopt(self) -> None:
+        """Take over an end inherited through fork, or raise if this end is not usable."""
+        if self.closed:
+            raise PipeError(f"pipe {self.name!r} is closed")
+        role = self._role
+        role.check_usable()
+        role.seg.reopen_lock()
+        seg = role.seg
+        try:
+            seg.acquire()
+            h = seg.header
+            inherited = role.owner
+            role.adopt(h)
+            try:
+                ring.take_over_reader(h, role.slot, inherited, role.owner, os.getpid(),
+                                      self._cursor.consumed, self._bseq)
+            except BaseException:
+                role.unregister(role.owner)
+                role.inherited = True
+                raise
+        finally:
+            seg.release()
+        self._cursor.read_end = self._cursor.consumed  # as after unpickling
+        self._cursor.reread = False
+        self._publish_due = True
+
+    # ----------------------------------------------------------------- read hooks
+    def _before_read(self) -> None:
+        self._publish_due = True
+
+    def _source(self) -> tuple[int, int | None, bool, bool]:
+        seg, h = self._enter()
+        wake = 0
+        try:
+            if self._publish_due:
+                if ring.publish(h, self._role.slot, self._cursor.consumed, self._bseq):
+                    wake = int(h.writer_id)
+                self._publish_due = False
+            w = int(h.write)
+            boundary = ring.next_boundary(h, self._bseq, self._cursor.read_end)
+            ended = ring.stream_ended(h)
+            self._seen = ring.snapshot(h)
+            stalled = ring.stalls_writer(h, self._cursor.consumed, self._cursor.unconsumed)
+        finally:
+            seg.release()
+        if wake:
+            self._role.ring_owner(wake)
+        # a ring full of our unconsumed rows: nothing can arrive before we consume, so the
+        # read must return now rather than wait (same as Joule's full input buffer)
+        full = w - self._cursor.consumed >= seg.capacity
+        return w, boundary, ended, stalled or full
+
+    def _rows(self, span: Span) -> np.ndarray:
+        rows = self._role.seg.rows(span.start, span.stop)
+        rows.flags.writeable = False
+        return rows
+
+    def _pass_boundary(self) -> None:
+        self._bseq += 1
+
+    def _check_writer(self) -> None:
+        """After a quiet period: mark the writer dead if it is gone (a kernel lock probe)."""
+        h = self._role.seg.header
+        if h.writer_state != WRITER_OPEN or self._role.seg.alive(int(h.writer_id)):
+            return
+        seg, h = self._enter()
+        try:
+            ring.writer_gone(h, self._role.alive, time.monotonic_ns())
+        finally:
+            seg.release()
+
+    def _spin_budget(self, others_ready: bool) -> float:
+        """Seconds to poll before sleeping: ``spin`` if set, else adaptive (see open_input)."""
+        if self.spin is not None:
+            return self.spin
+        if others_ready or self._gap >= SPIN_MAX:
+            return 0.0
+        return min(2.0 * self._gap, SPIN_MAX)
+
+    def _note_gap(self, since: float) -> None:
+        """Record how long news took to come after a read found none."""
+        self._gap = 0.7 * self._gap + 0.3 * (time.perf_counter() - since)
+
+    def _prepare_sleep(self, others_ready: bool = False) -> bool:
+        """Spin if worthwhile, then mark ourselves asleep; False if news arrived meanwhile."""
+        h = self._role.seg.header
+        self._quiet_since = start = time.perf_counter()
+        budget = self._spin_budget(others_ready)
+        if budget > 0:
+            deadline = start + budget
+            seen = self._seen
+            while True:
+                if ring.news(h, seen):
+                    self._note_gap(start)
+                    return False
+                if time.perf_counter() >= deadline:
+                    break
+                os.sched_yield()  # polite when processes outnumber cores
+        seg, h = self._enter()
+        try:
+            return ring.reader_sleep(h, self._role.slot, self._seen,
+                                     self._cursor.consumed, self._cursor.unconsumed)
+        finally:
+            seg.release()
+
+    async def _wait_for_news(self) -> None:
+        loop = asyncio.get_running_loop()
+        others_ready = bool(getattr(loop, "_ready", None))  # never spin while others could run
+        if self._prepare_sleep(others_ready):
+            bell = self._role.bell
+            assert bell is not None
+            if await bell.wait(LIVENESS_PERIOD):
+                self._note_gap(self._quiet_since)
+            else:
+                self._gap = LIVENESS_PERIOD
+                self._check_writer()  # quiet for a while: is the writer still there?
+
+    def _wait_for_news_sync(self, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if not self._prepare_sleep():
+                return True
+            left = LIVENESS_PERIOD if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return False
+            bell = self._role.bell
+            assert bell is not None
+            if bell.wait_sync(min(left, LIVENESS_PERIOD)):
+                self._note_gap(self._quiet_since)
+                return True
+            self._gap = LIVENESS_PERIOD
+            self._check_writer()
+
+    # ----------------------------------------------------------------- closing
+    async def _close(self) -> None:
+        self._role.position = (self._cursor.consumed, self._bseq)
+        self._finish()
+
+
+def _reopen_input(name: str, layout: str, mode: int, owner: int | str | None,
+                  spin: float | None, handover: tuple[int, int, int, int]) -> ShmInputPipe:
+    return ShmInputPipe(name, layout, mode=mode, owner=owner, spin=spin, _handover=handover)

@@ -1,0 +1,330 @@
+"""The writing end of a shared-memory pipe (the async shell around ``ring``'s writer rules)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..errors import PipeError
+from ..layout import check_increasing, clone, copy_rows, fill, validate
+from ..pipe import OutputPipe
+from . import ring
+from .end import LIVENESS_PERIOD, Role, ShmEnd
+from .header import MAX_BOUNDARIES, Header
+from .segment import DEFAULT_MODE, Segment, open_segment, trusted_uids
+
+log = logging.getLogger("shmpipe")
+
+
+class ShmOutputPipe(ShmEnd, OutputPipe):
+    """The writing end of a shared-memory pipe (see :func:`shmpipe.open_output`)."""
+
+    def __init__(
+        self,
+        name: str,
+        layout: str,
+        capacity: int | None = None,
+        *,
+        mode: int = DEFAULT_MODE,
+        owner: int | str | None = None,
+        check_timestamps: bool = False,
+        _handover: int | None = None,
+    ) -> None:
+        super().__init__(name=name, layout=layout, check_timestamps=check_timestamps)
+        trusted = trusted_uids(owner)
+        seg, created = open_segment(name, layout, capacity, mode, owner)
+        role = Role(seg, trusted, reader=False)
+        try:
+            if not created and capacity is not None and seg.capacity < capacity:
+                log.warning(
+                    "pipe %r exists with a ring of %d rows; the %d rows asked for are ignored "
+                    "(capacity is set by the end that creates the pipe)",
+                    name, seg.capacity, capacity,
+                )
+            h = seg.header
+            ring.reap(h, role.alive, time.monotonic_ns())
+            me = role.register(h)
+            try:
+                ring.claim_writer(h, me, os.getpid(), _handover, role.alive,
+                                  time.monotonic_ns())
+            except BaseException:
+                role.unregister(me)
+                raise
+        except BaseException:
+            seg.release()
+            role.finish()
+            raise
+        seg.release()
+        self._own(role)
+        self._mode = mode
+        self._owner_arg = owner
+        self._reserved = 0  # rows handed out by reserve() and not committed
+        self._reserved_at = 0
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Hand the end over (see ``shm/end.py``): the process that unpickles it becomes the
+        writer at the same position; this end is retired."""
+        if self._cache_index or self._reserved:
+            raise PipeError("flush the cache and commit reserved rows before handing over")
+        self._hand_over(ring.hand_over_writer)
+        return (_reopen_output, (self.name, self.layout, self._mode, self._owner_arg,
+                                 self.check_timestamps, self._role.owner,
+                                 self._last_timestamp))
+
+    # ----------------------------------------------------------------- the critical section
+    def _enter(self) -> tuple[Segment, Header]:
+        """Take the mutex and check this end is still the writer (taking an inherited end
+        over first). On PipeError the mutex is not held."""
+        role = self._role
+        if role.inherited or role.handed or self.closed:
+            self._adopt()
+        seg = role.seg
+        seg.acquire()
+        h = seg.header
+        if h.writer_id != role.owner:
+            seg.release()
+            ring.check_writer(h, role.owner)
+        return seg, h
+
+    def _adopt(self) -> None:
+        """Take over an end inherited through fork, or raise if this end is not usable."""
+        if self.closed:
+            raise PipeError(f"pipe {self.name!r} is closed")
+        role = self._role
+        role.check_usable()
+        role.seg.reopen_lock()
+        seg = role.seg
+        try:
+            seg.acquire()
+            h = seg.header
+            inherited = role.owner
+            role.adopt(h)
+            try:
+                ring.claim_writer(h, role.owner, os.getpid(), inherited, role.alive,
+                                  time.monotonic_ns())
+            except BaseException:
+                role.unregister(role.owner)
+                role.inherited = True
+                raise
+        finally:
+            seg.release()
+        self._reserved = 0
+
+    def _put(self, want: int, limit: int, put: Callable[[np.ndarray, int], None]) -> int:
+        """Under the mutex: if ``want`` rows are free, let ``put(view, k)`` fill up to
+        ``limit`` rows in the ring and commit them; return how many (0: none, the writer is
+        now marked asleep). The copy happens under the mutex, so no other process can take
+        the pipe over between the owner check and the commit."""
+        seg, h = self._enter()
+        woken: list[int] = []
+        try:
+            free, woken = ring.writer_wait(h, want)
+            if free < want:
+                k = 0
+            else:
+                k = min(free, limit)
+                w = int(h.write)
+                put(seg.rows(w, w + k), k)
+                woken = ring.commit(h, k)
+            owners = [int(h.readers[i].owner) for i in woken]
+        finally:
+            seg.release()
+        for owner in owners:
+            self._role.ring_owner(owner)
+        return k
+
+    async def _sleep(self) -> None:
+        """Wait for a reader to make room (its doorbell ring); every LIVENESS_PERIOD without
+        one, release readers that died."""
+        bell = self._role.bell
+        assert bell is not None
+        if not await bell.wait(LIVENESS_PERIOD):
+            seg, h = self._enter()
+            try:
+                ring.reap(h, self._role.alive, time.monotonic_ns())
+            finally:
+                seg.release()
+
+    # ----------------------------------------------------------------- write hooks
+    def _chunk(self, remaining: int) -> int:
+        """Rows to wait for before copying: the whole block when it fits the ring; for larger
+        blocks, pieces of at least a quarter ring (fewer, bigger hand-offs)."""
+        cap = self._role.seg.capacity
+        return remaining if remaining <= cap else max(1, cap // 4)
+
+    async def _write_rows(self, rows: np.ndarray) -> None:
+        """Copy ``rows`` into the ring once and publish them.
+
+        A block that fits the ring is published at once (readers never see part of it);
+        a larger block streams through in pieces as readers consume. Waits while the ring is
+        full (backpressure), without polling. If cancelled while waiting, the rows published
+        before the cancellation (a prefix of the block, whole rows) stay written; the rest
+        is not.
+        """
+        self._reserved = 0  # a write replaces an uncommitted reservation
+        i, n = 0, len(rows)
+        while i < n:
+            k = self._put(self._chunk(n - i), n - i, _copier(rows[i:]))
+            if k == 0:
+                await self._sleep()
+            i += k
+
+    def _write_rows_nowait(self, rows: np.ndarray) -> None:
+        n = len(rows)
+        seg, h = self._enter()
+        try:
+            free = ring.free_rows(h)
+        finally:
+            seg.release()
+        if free < n:
+            raise PipeError(
+                f"pipe {self.name!r} has room for {free} rows, the block has {n}: "
+                "nothing written; use await write() to wait for readers"
+            )
+        self._reserved = 0
+        if self._put(n, n, _copier(rows)) != n:  # pragma: no cover
+            raise PipeError(f"pipe {self.name!r}: room for {n} rows vanished")
+
+    async def _close_interval(self) -> None:
+        while not self._add_boundary():
+            await self._sleep()
+
+    def _close_interval_nowait(self) -> None:
+        if not self._add_boundary():
+            raise PipeError(
+                f"pipe {self.name!r}: a reader has not passed the interval break "
+                f"{MAX_BOUNDARIES} breaks back; nothing recorded"
+            )
+
+    def _add_boundary(self) -> bool:
+        seg, h = self._enter()
+        try:
+            woken = ring.add_boundary(h)
+            if woken is None:
+                h.writer_sleeping = 1
+                return False
+            owners = [int(h.readers[i].owner) for i in woken]
+        finally:
+            seg.release()
+        for owner in owners:
+            self._role.ring_owner(owner)
+        return True
+
+    async def write(self, data: Any) -> None:
+        """Write rows (see :meth:`Pipe.write`), copying them into the ring exactly once.
+
+        A 2-D array is converted straight into the ring when it fits and no cache or
+        subscriber needs the rows; otherwise as :meth:`Pipe.write`. Waits while the ring is
+        full (backpressure, no polling). If cancelled while waiting, the rows published before
+        the cancellation (a prefix of the block, whole rows) stay written; the rest is not.
+        Raises PipeError for bad input (nothing written), or if this end no longer owns the
+        pipe (handed over, or taken over by a forked child).
+        """
+        if (isinstance(data, np.ndarray) and data.dtype.names is None and self._cache is None
+                and not self.subscribers and not self.check_timestamps):
+            self._check_writable()
+            arr = validate(data, self.dtype)
+            if arr is None:
+                return
+            n = len(arr)
+            if n <= self._role.seg.capacity:
+                self._reserved = 0
+                while not self._put(n, n, lambda view, k: fill(view, arr)):
+                    await self._sleep()
+                return
+        await super().write(data)
+
+    # ----------------------------------------------------------------- zero-copy writes
+    async def reserve(self, n: int) -> np.ndarray:
+        """Wait for room for ``n`` rows and return a writable structured view of them in the
+        ring (zero-copy). Fill it, then ``await commit(n)``; until then readers see nothing.
+
+        While rows are reserved, no other process may take this end over (a forked child's
+        first use raises PipeError instead). Raises PipeError unless
+        ``1 <= n <= capacity``. A later ``reserve`` or ``write`` replaces an uncommitted
+        reservation. Cancelling the wait reserves nothing.
+        """
+        self._check_writable()
+        cap = self._role.seg.capacity
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= cap:
+            raise PipeError(f"reserve expects 1..{cap} rows, got {n!r}")
+        n = int(n)
+        await self.flush_cache()
+        self._reserved = 0
+        while True:
+            seg, h = self._enter()
+            owners: list[int] = []
+            try:
+                free, woken = ring.writer_wait(h, n)
+                owners = [int(h.readers[i].owner) for i in woken]
+                if free >= n:
+                    ring.reserve(h, self._role.owner, n)
+                    w = int(h.write)
+            finally:
+                seg.release()
+            for owner in owners:
+                self._role.ring_owner(owner)
+            if free >= n:
+                break
+            await self._sleep()
+        self._reserved, self._reserved_at = n, w
+        return seg.rows(w, w + n)
+
+    async def commit(self, n: int | None = None) -> None:
+        """Publish the first ``n`` reserved rows (default: all of them) to the readers.
+
+        Subscribers receive a copy. Raises PipeError unless ``0 <= n <=`` rows reserved (or,
+        with ``check_timestamps``, if their timestamps do not increase); nothing is published
+        then and the reservation stays. Raises PipeError if this end no longer owns the pipe.
+        """
+        self._check_writable()
+        n = self._reserved if n is None else n
+        if (isinstance(n, bool) or not isinstance(n, (int, np.integer))
+                or not 0 <= n <= self._reserved):
+            raise PipeError(f"commit expects 0..{self._reserved} reserved rows, got {n!r}")
+        n = int(n)
+        if n == 0:
+            self._reserved = 0
+            return
+        rows = self._role.seg.rows(self._reserved_at, self._reserved_at + n)
+        if self.check_timestamps:
+            check_increasing(rows["timestamp"], self._last_timestamp)
+        for pipe in self.subscribers:
+            await pipe.write(clone(rows))
+        seg, h = self._enter()
+        try:
+            if h.write != self._reserved_at or h.reserved < h.write + n:
+                raise PipeError(f"pipe {self.name!r}: the reservation was lost "
+                                "(the pipe was written or taken over meanwhile)")
+            woken = ring.commit(h, n)
+            owners = [int(h.readers[i].owner) for i in woken]
+        finally:
+            seg.release()
+        self._reserved = 0
+        for owner in owners:
+            self._role.ring_owner(owner)
+        self._note_written(rows)
+
+    # ----------------------------------------------------------------- closing
+    async def _close(self) -> None:
+        self._finish()
+
+
+def _copier(rows: np.ndarray) -> Callable[[np.ndarray, int], None]:
+    """A ``put`` for :meth:`ShmOutputPipe._put` that copies the first rows of ``rows``."""
+    def put(view: np.ndarray, k: int) -> None:
+        copy_rows(view, rows[:k])
+    return put
+
+
+def _reopen_output(name: str, layout: str, mode: int, owner: int | str | None, check: bool,
+                   inherited: int, last_ts: int | None) -> ShmOutputPipe:
+    out = ShmOutputPipe(name, layout, mode=mode, owner=owner, check_timestamps=check,
+                        _handover=inherited)
+    out._last_timestamp = last_ts
+    return out

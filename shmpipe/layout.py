@@ -91,7 +91,8 @@ def validate(data: Any, dtype: np.dtype) -> np.ndarray | None:
     column 0 and ``width`` data columns (a nested list becomes such an array), ready for
     :func:`fill`. Returns None for an empty input (a no-op, logged at INFO). Raises PipeError
     naming what was expected and what came for anything else: wrong width or structured dtype,
-    0-D, 1-D unstructured or 3-D input, strings, None, objects, NaN or infinite timestamps.
+    0-D, 1-D unstructured or 3-D input, strings, None, objects, and float timestamps that are not
+    whole numbers the float type holds exactly (see :func:`_check_float_timestamps`).
     """
     if isinstance(data, np.ndarray) and data.dtype == dtype and data.ndim == 1:
         if len(data) == 0:
@@ -137,17 +138,57 @@ def validate(data: Any, dtype: np.dtype) -> np.ndarray | None:
         )
     ts = arr[:, 0]
     if arr.dtype.kind == "f":
-        bad = ~np.isfinite(ts)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise PipeError(f"{expected}, got a timestamp of {ts[i]} at row {i} (NaN or infinite)")
-        if (np.abs(ts) >= 2.0**63).any():
-            i = int(np.argmax(np.abs(ts) >= 2.0**63))
-            raise PipeError(f"timestamps must fit in int64 microseconds, got {ts[i]} at row {i}")
+        _check_float_timestamps(ts, dtype, expected)
     elif arr.dtype == np.uint64 and (ts > np.iinfo(np.int64).max).any():
         i = int(np.argmax(ts > np.iinfo(np.int64).max))
         raise PipeError(f"timestamps must fit in int64 microseconds, got {ts[i]} at row {i}")
     return arr
+
+
+def _check_float_timestamps(ts: np.ndarray, dtype: np.dtype, expected: str) -> None:
+    """Raise PipeError naming the first row of float timestamps ``ts`` not written exactly.
+
+    A float timestamp is written as int64 only when it is a whole number no larger in magnitude
+    than ``2**(mantissa bits + 1)`` (2**53 for float64, 2**24 for float32, 2**11 for float16):
+    every integer up to there is held exactly, beyond it neighbouring microseconds share one
+    float, so the value may already differ from the one meant (float32 of 1.7e15 holds
+    1699999998017536). NaN and infinity are refused too. One vectorised pass over the column;
+    the first bad row is looked for only when there is one.
+    """
+    bits = np.finfo(ts.dtype).nmant + 1
+    lo, hi = (-(2**bits), 2**bits) if bits < 63 else (-(2**63), 2**63 - 1)  # longdouble: int64
+    ts = np.ascontiguousarray(ts)  # column 0 is strided: one copy makes the passes below cheaper
+    ok = (ts >= lo) & (ts <= hi) & (np.floor(ts) == ts)  # NaN compares False: refused too
+    if ok.all():
+        return
+    i = int(np.argmin(ok))
+    t = ts[i]
+    if not np.isfinite(t):
+        raise PipeError(f"{expected}, got a timestamp of {t} at row {i} (NaN or infinite)")
+    whole = int(t)  # what the int64 cast would write (truncated towards zero)
+    if not -(2**63) <= whole < 2**63:
+        raise PipeError(f"timestamps must fit in int64 microseconds, got {t} at row {i}")
+    if not lo <= whole <= hi:  # only for types narrower than int64; t is whole out here
+        name = ts.dtype.name
+        got = (
+            f"expected timestamps that {name} holds exactly (whole numbers up to 2**{bits} = "
+            f"{hi} in magnitude), got {whole} at row {i}"
+        )
+        if bits < 53:
+            raise PipeError(
+                f"{got}: {name} cannot hold microsecond timestamps exactly (beyond 2**{bits} it "
+                f"rounds them); pass a float64 array, or int64 timestamps in a structured array "
+                f"of dtype {dtype}"
+            )
+        raise PipeError(
+            f"{got}: beyond 2**{bits} {name} cannot tell neighbouring microseconds apart, so "
+            f"this may not be the timestamp meant; pass int64 timestamps in a structured array "
+            f"of dtype {dtype}"
+        )
+    raise PipeError(
+        f"expected whole-microsecond timestamps, got {t} at row {i} "
+        f"(it would be written as {whole})"
+    )
 
 
 def check_increasing(ts: np.ndarray, last: int | None) -> None:

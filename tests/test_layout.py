@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import shmpipe
 from shmpipe.layout import MAX_WIDTH, check_increasing, coerce, flatten, layout_width
@@ -175,6 +178,150 @@ def test_coerce_refuses_bad_input_saying_what_was_expected(data: object, says: s
 def test_coerce_message_names_expected_columns() -> None:
     with pytest.raises(shmpipe.PipeError, match=r"expected .*3 columns"):
         coerce(np.zeros((1, 5)), DTYPE)
+
+
+# ----------------------------------------------------------------------------- float timestamps
+# A float timestamp column is written only when every value is a whole number the float type
+# holds exactly; anything else would be written silently changed.
+F64 = shmpipe.compute_dtype("float64_2")
+NOW = 1_700_000_000_000_000  # microseconds, 2023
+
+
+def hstack_rows(ts: np.ndarray) -> np.ndarray:
+    """The common user idiom: int64 timestamps stacked in front of float64 data."""
+    data = np.column_stack([np.arange(len(ts)) + 0.5, np.arange(len(ts)) * 2.0])
+    return np.hstack([ts[:, None].astype(np.float64), data])
+
+
+def test_float32_microsecond_timestamp_is_refused() -> None:
+    data = np.array([[1.7e15, 1.0, 2.0]], dtype=np.float32)  # float32 holds 1699999998017536
+    with pytest.raises(shmpipe.PipeError) as info:
+        coerce(data, DTYPE)
+    message = str(info.value)
+    assert "row 0" in message
+    assert "1699999998017536" in message
+    assert "float32 cannot hold microsecond timestamps exactly" in message
+    assert "float64" in message and "int64" in message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        np.array([[1000.0, 1, 2], [1000.5, 1, 2], [1002.0, 1, 2]]),
+        [[1000, 1.0, 2.0], [1000.5, 1.0, 2.0], [1002, 1.0, 2.0]],
+        np.array([[1000.0, 1, 2], [1000.5, 1, 2], [1002.0, 1, 2]], dtype=np.float32),
+    ],
+    ids=["float64", "list", "float32"],
+)
+def test_fractional_timestamp_is_refused_naming_the_row(data: object) -> None:
+    with pytest.raises(shmpipe.PipeError) as info:
+        coerce(data, DTYPE)
+    message = str(info.value)
+    assert "row 1" in message
+    assert "1000.5" in message
+    assert "expected" in message and "whole" in message
+
+
+def test_integral_float64_timestamps_are_accepted_exactly() -> None:
+    ts = NOW + np.arange(1000, dtype=np.int64) * 1001 + 1  # odd values: no rounding slack
+    arr = hstack_rows(ts)
+    assert arr.dtype == np.float64
+    rows = coerce(arr, F64)
+    assert rows is not None
+    assert np.array_equal(rows["timestamp"], ts)
+    assert np.array_equal(rows["data"], arr[:, 1:])
+
+
+def test_list_with_integer_microsecond_timestamp_is_accepted() -> None:
+    rows = coerce([[1_700_000_000_000_000, 1.0, 2.0], [1_700_000_000_000_001, 3.0, 4.0]], DTYPE)
+    assert rows is not None
+    assert rows["timestamp"].tolist() == [1_700_000_000_000_000, 1_700_000_000_000_001]
+
+
+@pytest.mark.parametrize("t", [2**53, -(2**53), 2**24 + 1, 0, -1])
+def test_float64_timestamps_up_to_2_pow_53_are_accepted(t: int) -> None:
+    rows = coerce(np.array([[float(t), 1, 2]]), DTYPE)
+    assert rows is not None
+    assert int(rows["timestamp"][0]) == t
+
+
+@pytest.mark.parametrize("t", [2**53 + 2, -(2**53) - 2, 2**62])
+def test_float64_timestamps_beyond_2_pow_53_are_refused(t: int) -> None:
+    assert float(t) == t  # representable, but float64 cannot tell it from its neighbours
+    with pytest.raises(shmpipe.PipeError) as info:
+        coerce(np.array([[1.0, 1, 2], [float(t), 1, 2]]), DTYPE)
+    message = str(info.value)
+    assert "row 1" in message
+    assert str(t) in message
+    assert "2**53" in message
+
+
+@pytest.mark.parametrize("t", [2**24, -(2**24), 1000])
+def test_float32_timestamps_up_to_2_pow_24_are_accepted(t: int) -> None:
+    rows = coerce(np.array([[t, 1, 2]], dtype=np.float32), DTYPE)
+    assert rows is not None
+    assert int(rows["timestamp"][0]) == t
+
+
+@pytest.mark.parametrize("t", [2**24 + 2, -(2**24) - 2, 2**40])
+def test_float32_timestamps_beyond_2_pow_24_are_refused(t: int) -> None:
+    with pytest.raises(shmpipe.PipeError, match=r"row 0: float32 cannot hold"):
+        coerce(np.array([[t, 1, 2]], dtype=np.float32), DTYPE)
+
+
+def test_float16_timestamps_beyond_2_pow_11_are_refused() -> None:
+    assert coerce(np.array([[2048, 1, 2]], dtype=np.float16), DTYPE) is not None
+    with pytest.raises(shmpipe.PipeError, match=r"row 1: float16 cannot hold"):
+        coerce(np.array([[2048, 1, 2], [2050, 1, 2]], dtype=np.float16), DTYPE)
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ({6: 1000.5, 8: 1000.25}, "row 6"),
+        ({5: 2.0**60, 7: np.nan}, "row 5"),
+        ({3: 7.5, 5: np.nan}, "row 3"),  # the first bad row, whatever the later ones are
+        ({4: np.inf, 6: 1e19}, "row 4"),
+        ({4: 1e19, 6: np.inf}, "row 4"),
+        ({9: -0.5}, "row 9"),
+    ],
+)
+def test_first_bad_timestamp_row_is_named(bad: dict[int, float], says: str) -> None:
+    arr = hstack_rows(np.arange(10, dtype=np.int64))
+    for i, t in bad.items():
+        arr[i, 0] = t
+    with pytest.raises(shmpipe.PipeError) as info:
+        coerce(arr, DTYPE)
+    message = str(info.value)
+    assert re.search(rf"{says}\b", message)
+    assert all(f"row {i}" not in message for i in bad if f"row {i}" != says)
+
+
+def test_refused_timestamps_write_nothing() -> None:
+    pipe = shmpipe.LocalPipe("float64_2")
+    good = hstack_rows(NOW + np.arange(3, dtype=np.int64))
+    pipe.write_nowait(good)
+    bad = hstack_rows(NOW + 10 + np.arange(3, dtype=np.int64))
+    bad[2, 0] += 0.5
+    with pytest.raises(shmpipe.PipeError, match="row 2"):
+        pipe.write_nowait(bad)
+    with pytest.raises(shmpipe.PipeError, match="row 0"):
+        pipe.write_nowait(np.array([[1.7e15 + 100, 1, 2]], dtype=np.float32))
+    rows = pipe.read_nowait()
+    assert rows["timestamp"].tolist() == (NOW + np.arange(3)).tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(-(2**53), 2**53), min_size=1, max_size=40),
+    st.sampled_from([0, 2**53, -(2**53), NOW]),
+)
+def test_integral_float64_timestamps_round_trip_exactly(values: list[int], edge: int) -> None:
+    ts = np.array([*values, edge], dtype=np.int64)
+    rows = coerce(hstack_rows(ts), F64)
+    assert rows is not None
+    assert rows["timestamp"].tolist() == ts.tolist()
+    assert np.array_equal(rows["data"], hstack_rows(ts)[:, 1:])
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -15,7 +15,7 @@ from ..pipe import InputPipe
 from . import ring
 from .end import LIVENESS_PERIOD, Role, ShmEnd
 from .header import WRITER_OPEN, Header
-from .segment import DEFAULT_MODE, Segment, open_segment, trusted_uids
+from .segment import DEFAULT_MODE, open_segment, trusted_uids
 
 SPIN_MAX = 200e-6  # adaptive polling before sleeping never exceeds this (seconds)
 OPEN_WAIT = 10.0  # default seconds open_input waits for a pipe that does not exist yet
@@ -88,9 +88,10 @@ class ShmInputPipe(ShmEnd, InputPipe):
                                 self.spin, handover))
 
     # ----------------------------------------------------------------- the critical section
-    def _enter(self) -> tuple[Segment, Header]:
+    def _enter(self) -> Header:
         """Take the mutex and check this end still owns its slot (taking an inherited end
-        over first). On PipeError the mutex is not held."""
+        over first). Call it inside ``try: ... finally: seg.release()``, so that nothing
+        (not even KeyboardInterrupt) can leave the mutex held."""
         role = self._role
         if role.inherited or role.handed or self.closed:
             self._adopt()
@@ -101,7 +102,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
         if s.owner != role.owner or s.state != ring.ACTIVE:
             seg.release()
             ring.check_reader(h, role.slot, role.owner)
-        return seg, h
+        return h
 
     def _adopt(self) -> None:
         """Take over an end inherited through fork, or raise if this end is not usable."""
@@ -134,9 +135,10 @@ class ShmInputPipe(ShmEnd, InputPipe):
         self._publish_due = True
 
     def _source(self) -> tuple[int, int | None, bool, bool]:
-        seg, h = self._enter()
+        seg = self._role.seg
         wake = 0
         try:
+            h = self._enter()
             if self._publish_due:
                 if ring.publish(h, self._role.slot, self._cursor.consumed, self._bseq):
                     wake = int(h.writer_id)
@@ -168,8 +170,9 @@ class ShmInputPipe(ShmEnd, InputPipe):
         h = self._role.seg.header
         if h.writer_state != WRITER_OPEN or self._role.seg.alive(int(h.writer_id)):
             return
-        seg, h = self._enter()
+        seg = self._role.seg
         try:
+            h = self._enter()
             ring.writer_gone(h, self._role.alive, time.monotonic_ns())
         finally:
             seg.release()
@@ -201,8 +204,9 @@ class ShmInputPipe(ShmEnd, InputPipe):
                 if time.perf_counter() >= deadline:
                     break
                 os.sched_yield()  # polite when processes outnumber cores
-        seg, h = self._enter()
+        seg = self._role.seg
         try:
+            h = self._enter()
             return ring.reader_sleep(h, self._role.slot, self._seen,
                                      self._cursor.consumed, self._cursor.unconsumed)
         finally:

@@ -16,7 +16,7 @@ from ..pipe import OutputPipe
 from . import ring
 from .end import LIVENESS_PERIOD, Role, ShmEnd
 from .header import MAX_BOUNDARIES, Header
-from .segment import DEFAULT_MODE, Segment, open_segment, trusted_uids
+from .segment import DEFAULT_MODE, open_segment, trusted_uids
 
 log = logging.getLogger("shmpipe")
 
@@ -77,9 +77,10 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
                                  self._last_timestamp))
 
     # ----------------------------------------------------------------- the critical section
-    def _enter(self) -> tuple[Segment, Header]:
+    def _enter(self) -> Header:
         """Take the mutex and check this end is still the writer (taking an inherited end
-        over first). On PipeError the mutex is not held."""
+        over first). Call it inside ``try: ... finally: seg.release()``, so that nothing
+        (not even KeyboardInterrupt) can leave the mutex held."""
         role = self._role
         if role.inherited or role.handed or self.closed:
             self._adopt()
@@ -89,7 +90,7 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
         if h.writer_id != role.owner:
             seg.release()
             ring.check_writer(h, role.owner)
-        return seg, h
+        return h
 
     def _adopt(self) -> None:
         """Take over an end inherited through fork, or raise if this end is not usable."""
@@ -120,9 +121,10 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
         ``limit`` rows in the ring and commit them; return how many (0: none, the writer is
         now marked asleep). The copy happens under the mutex, so no other process can take
         the pipe over between the owner check and the commit."""
-        seg, h = self._enter()
+        seg = self._role.seg
         woken: list[int] = []
         try:
+            h = self._enter()
             free, woken = ring.writer_wait(h, want)
             if free < want:
                 k = 0
@@ -144,8 +146,9 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
         bell = self._role.bell
         assert bell is not None
         if not await bell.wait(LIVENESS_PERIOD):
-            seg, h = self._enter()
+            seg = self._role.seg
             try:
+                h = self._enter()
                 ring.reap(h, self._role.alive, time.monotonic_ns())
             finally:
                 seg.release()
@@ -176,8 +179,9 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
 
     def _write_rows_nowait(self, rows: np.ndarray) -> None:
         n = len(rows)
-        seg, h = self._enter()
+        seg = self._role.seg
         try:
+            h = self._enter()
             free = ring.free_rows(h)
         finally:
             seg.release()
@@ -202,8 +206,9 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
             )
 
     def _add_boundary(self) -> bool:
-        seg, h = self._enter()
+        seg = self._role.seg
         try:
+            h = self._enter()
             woken = ring.add_boundary(h)
             if woken is None:
                 h.writer_sleeping = 1
@@ -257,9 +262,10 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
         await self.flush_cache()
         self._reserved = 0
         while True:
-            seg, h = self._enter()
+            seg = self._role.seg
             owners: list[int] = []
             try:
+                h = self._enter()
                 free, woken = ring.writer_wait(h, n)
                 owners = [int(h.readers[i].owner) for i in woken]
                 if free >= n:
@@ -296,8 +302,9 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
             check_increasing(rows["timestamp"], self._last_timestamp)
         for pipe in self.subscribers:
             await pipe.write(clone(rows))
-        seg, h = self._enter()
+        seg = self._role.seg
         try:
+            h = self._enter()
             if h.write != self._reserved_at or h.reserved < h.write + n:
                 raise PipeError(f"pipe {self.name!r}: the reservation was lost "
                                 "(the pipe was written or taken over meanwhile)")

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 import shmpipe
-from shmpipe.shm import ring
-from shmpipe.shm import names
+from shmpipe.shm import names, ring
 
 LAYOUT = "float32_2"
 DT = shmpipe.compute_dtype(LAYOUT)

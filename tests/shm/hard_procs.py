@@ -226,3 +226,70 @@ def forked_close(inp: Any, q: Any) -> None:
         q.put(("error", repr(e)))
     _exit(q)
 
+
+
+# ----------------------------------------------------------------------------- the stress test
+STRESS_RING = 256
+
+
+def stress_writer(name: str, stop: Any, q: Any) -> None:
+    """Write rows whose timestamp is their stream position (row ``p`` has timestamp ``p``)
+    in random blocks, with interval breaks, until ``stop``; then close. A restarted writer
+    takes over at the write position, so positions stay the timestamps."""
+    import random
+
+    async def main() -> int:
+        out = shmpipe.open_output(name, LAYOUT, capacity=STRESS_RING)
+        pos = out.stats()["write"]
+        while not stop.is_set():
+            k = random.randint(1, 60)
+            await asyncio.wait_for(out.write(rows(pos, pos + k)), 60)
+            pos += k
+            if random.random() < 0.05:
+                await out.close_interval()
+            if random.random() < 0.1:
+                await asyncio.sleep(0.001)
+        await out.close()
+        return pos
+
+    _report(q, main())
+
+
+def stress_reader(name: str, stop: Any, q: Any) -> None:
+    """Read and check every row (consecutive timestamps, data derived from them) until the
+    stream ends after ``stop``; reopen whenever the stream ends before (the writer died).
+    Reports (rows checked, last timestamp of the last session or None)."""
+
+    async def main() -> tuple[int, int | None]:
+        total = 0
+        last: int | None = None
+        while True:
+            try:
+                inp = shmpipe.open_input(name, wait=20)
+            except PipeError:
+                if stop.is_set():
+                    return total, None
+                raise
+            last = None
+            try:
+                while True:
+                    d = await asyncio.wait_for(inp.read(), 60)
+                    ts = d["timestamp"]
+                    first = int(ts[0]) if len(ts) else None
+                    if last is not None and first is not None and first != last + 1:
+                        raise AssertionError(f"gap or duplicate: {last} then {first}")
+                    np.testing.assert_array_equal(ts, np.arange(ts[0], ts[0] + len(ts))
+                                                  if len(ts) else ts)
+                    np.testing.assert_array_equal(d["data"], data_of(ts))
+                    if len(ts):
+                        last = int(ts[-1])
+                    total += len(ts)
+                    inp.consume(len(ts))
+            except EmptyPipeError:
+                pass
+            finally:
+                await inp.close()
+            if stop.is_set():
+                return total, last
+
+    _report(q, main())

@@ -1,0 +1,65 @@
+"""The README's snippets, run as written (a newcomer copies them)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import shmpipe
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def snippets() -> dict[str, str]:
+    """The README's python blocks, keyed by their first line."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    return {b.splitlines()[0]: b for b in blocks}
+
+
+def run(path: Any, timeout: float = 60) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def finish(p: subprocess.Popen[str], timeout: float = 60) -> str:
+    out, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, err
+    return out
+
+
+@pytest.fixture
+def sensor_pipe() -> Iterator[None]:
+    shmpipe.unlink("sensor-1")  # the README's pipe name
+    yield
+    shmpipe.unlink("sensor-1")
+
+
+def test_local_pipe_snippet(tmp_path: Any) -> None:
+    code = snippets()["import asyncio, numpy as np, shmpipe"]
+    (tmp_path / "local.py").write_text(code)
+    assert finish(run(tmp_path / "local.py")).strip() == "[1000 2000] True"
+
+
+@pytest.mark.parametrize("first", ["consumer", "producer"])
+def test_producer_and_consumer_snippets_in_either_order(
+    tmp_path: Any, sensor_pipe: None, first: str,
+) -> None:
+    blocks = snippets()
+    (tmp_path / "producer.py").write_text(blocks["# producer.py"])
+    consumer = next(v for k, v in blocks.items() if k.startswith("# consumer.py"))
+    (tmp_path / "consumer.py").write_text(consumer)
+    if first == "consumer":
+        c = run(tmp_path / "consumer.py")  # before the pipe exists: it waits
+        finish(run(tmp_path / "producer.py"))
+    else:
+        finish(run(tmp_path / "producer.py"))  # done before any consumer: the rows wait
+        c = run(tmp_path / "consumer.py")
+    assert finish(c).strip() == "2000 rows"

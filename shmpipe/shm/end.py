@@ -22,6 +22,7 @@ drops its handles) and the process that unpickles it takes it over under a new i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -56,7 +57,8 @@ class Role:
         self.pid = os.getpid()
         self.inherited = False  # a fork child's copy, not taken over yet
         self.handed = False  # pickled for another process: retired here
-        self.position: tuple[int, int] | None = None  # a reader's last (consumed, bseq)
+        self.cursor: Any = None  # a reader's ReadCursor (what it consumed), not the end itself
+        self.bseq = 0  # the boundaries a reader passed
         self.done = False
         _roles.add(self)
 
@@ -91,6 +93,20 @@ class Role:
         self.seg.drop(owner)
         if self.owner == owner:
             self.owner = 0
+
+    def reap(self, h: Header) -> None:
+        """With the mutex held: release the roles found dead and remove their doorbells."""
+        for owner in ring.reap(h, self.alive, time.monotonic_ns()):
+            path = names.bell(self.name, owner)
+            self.ringer.forget(path)
+            with contextlib.suppress(OSError):  # gone, or another user's to remove
+                os.unlink(path)
+
+    def remove_if_unused(self, h: Header) -> None:
+        """With the mutex held: unlink the pipe if no end is registered and no row waits,
+        and if the name is still this pipe's (not a new pipe made after an unlink)."""
+        if ring.unused(h) and self.seg.linked():
+            self.seg.remove()
 
     def ring_owner(self, owner: int) -> None:
         if owner:
@@ -137,17 +153,18 @@ class Role:
                 try:
                     seg.acquire()
                     h = seg.header
-                    ring.reap(h, self.alive, time.monotonic_ns())
+                    self.reap(h)
                     if not self.reader:
                         woken = ring.close_writer(h, self.owner) or []
                     elif ring.owns(h, self.slot, self.owner):
                         s = h.readers[self.slot]
-                        consumed, bseq = self.position or (int(s.cursor), int(s.bseq))
+                        consumed, bseq = int(s.cursor), int(s.bseq)
+                        if self.cursor is not None:  # what the end consumed, even if dropped
+                            consumed, bseq = self.cursor.consumed, self.bseq
                         if ring.close_reader(h, self.slot, self.owner, consumed, bseq):
                             wake_writer = int(h.writer_id)
                     woken_ids = [int(h.readers[i].owner) for i in woken]
-                    if ring.unused(h):
-                        seg.remove()
+                    self.remove_if_unused(h)
                 finally:
                     seg.release()
                 for owner in woken_ids:
@@ -215,9 +232,10 @@ class ShmEnd:
             seg.acquire()
             mark(seg.header, role.owner,
                  time.monotonic_ns() + int(HANDOVER_GRACE * 1e9))
+            role.handed = True
+            seg.drop(role.owner)  # from now only the transit deadline keeps the role alive
         finally:
             seg.release()
-        role.handed = True
 
     def _finish(self) -> None:
         self._finalizer()

@@ -31,6 +31,7 @@ committed (0: none): no other writer may take the pipe over while a live writer 
 from __future__ import annotations
 
 import ctypes
+import secrets
 
 from ..errors import PipeError
 from ..layout import compute_dtype
@@ -129,6 +130,9 @@ def initialize(h: Header, layout: str, capacity: int) -> None:
     h.ring_bytes = ring_bytes
     h.max_readers = MAX_READERS
     h.max_boundaries = MAX_BOUNDARIES
+    # owner ids start at a random point, so that ids (and the doorbell paths named after
+    # them) of a pipe created again under the same name never meet the old ones
+    h.next_id = secrets.randbits(40) << 8
     h.magic = MAGIC
 
 

@@ -15,7 +15,7 @@ from ..pipe import InputPipe
 from . import ring
 from .end import LIVENESS_PERIOD, Role, ShmEnd
 from .header import WRITER_OPEN, Header
-from .segment import DEFAULT_MODE, open_segment, trusted_uids
+from .segment import DEFAULT_MODE, open_continued, open_segment, trusted_uids
 
 SPIN_MAX = 200e-6  # adaptive polling before sleeping never exceeds this (seconds)
 OPEN_WAIT = 10.0  # default seconds open_input waits for a pipe that does not exist yet
@@ -39,39 +39,45 @@ class ShmInputPipe(ShmEnd, InputPipe):
         trusted = trusted_uids(owner)
         if spin is not None and not spin >= 0:
             raise PipeError(f"spin must be a number of seconds >= 0, got {spin!r}")
-        seg, _ = open_segment(name, layout, capacity if layout else None, mode, owner, wait)
+        if _handover is not None:  # continue an end: never create the pipe
+            seg = open_continued(name, layout or "", mode, owner)
+        else:
+            seg, _ = open_segment(name, layout, capacity if layout else None, mode, owner, wait)
         super().__init__(name=name, layout=seg.layout)
         self._mode = mode
         self._owner_arg = owner
         self.spin = None if spin is None else float(spin)
         self._gap = LIVENESS_PERIOD  # typical wait for news (seconds), for adaptive spinning
         self._quiet_since = 0.0
-        self._bseq = 0
         self._publish_due = False
         self._seen: tuple[int, int, int] = (0, 0, 0)
         role = Role(seg, trusted, reader=True)
+        role.cursor = self._cursor
         try:
             h = seg.header
-            ring.reap(h, role.alive, time.monotonic_ns())
+            role.reap(h)
             me = role.register(h)
             try:
                 if _handover is not None:
                     slot, inherited, consumed, bseq = _handover
                     ring.take_over_reader(h, slot, inherited, me, os.getpid(), consumed, bseq)
                     self._cursor.reset(consumed)
-                    self._bseq = bseq
+                    role.bseq = bseq
                     self._publish_due = True
                 else:
                     slot = ring.attach(h, me, os.getpid())
                     self._cursor.reset(int(h.readers[slot].cursor))
-                    self._bseq = int(h.readers[slot].bseq)
+                    role.bseq = int(h.readers[slot].bseq)
             except BaseException:
                 role.unregister(me)
                 raise
             role.slot = slot
         except BaseException:
-            seg.release()
-            role.finish()
+            try:
+                role.remove_if_unused(seg.header)
+            finally:
+                seg.release()
+                role.finish()
             raise
         seg.release()
         self._own(role)
@@ -83,7 +89,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
         slot = role.slot
         self._hand_over(lambda h, owner, deadline: ring.hand_over_reader(h, slot, owner,
                                                                          deadline))
-        handover = (slot, role.owner, self._cursor.consumed, self._bseq)
+        handover = (slot, role.owner, self._cursor.consumed, self._role.bseq)
         return (_reopen_input, (self.name, self.layout, self._mode, self._owner_arg,
                                 self.spin, handover))
 
@@ -119,10 +125,10 @@ class ShmInputPipe(ShmEnd, InputPipe):
             role.adopt(h)
             try:
                 ring.take_over_reader(h, role.slot, inherited, role.owner, os.getpid(),
-                                      self._cursor.consumed, self._bseq)
+                                      self._cursor.consumed, self._role.bseq)
             except BaseException:
                 role.unregister(role.owner)
-                role.inherited = True
+                role.owner, role.inherited = inherited, True  # may be tried again
                 raise
         finally:
             seg.release()
@@ -140,11 +146,11 @@ class ShmInputPipe(ShmEnd, InputPipe):
         try:
             h = self._enter()
             if self._publish_due:
-                if ring.publish(h, self._role.slot, self._cursor.consumed, self._bseq):
+                if ring.publish(h, self._role.slot, self._cursor.consumed, self._role.bseq):
                     wake = int(h.writer_id)
                 self._publish_due = False
             w = int(h.write)
-            boundary = ring.next_boundary(h, self._bseq, self._cursor.read_end)
+            boundary = ring.next_boundary(h, self._role.bseq, self._cursor.read_end)
             ended = ring.stream_ended(h)
             self._seen = ring.snapshot(h)
             stalled = ring.stalls_writer(h, self._cursor.consumed, self._cursor.unconsumed)
@@ -163,7 +169,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
         return rows
 
     def _pass_boundary(self) -> None:
-        self._bseq += 1
+        self._role.bseq += 1
 
     def _check_writer(self) -> None:
         """After a quiet period: mark the writer dead if it is gone (a kernel lock probe)."""
@@ -173,7 +179,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
         seg = self._role.seg
         try:
             h = self._enter()
-            ring.writer_gone(h, self._role.alive, time.monotonic_ns())
+            self._role.reap(h)
         finally:
             seg.release()
 
@@ -242,7 +248,6 @@ class ShmInputPipe(ShmEnd, InputPipe):
 
     # ----------------------------------------------------------------- closing
     async def _close(self) -> None:
-        self._role.position = (self._cursor.consumed, self._bseq)
         self._finish()
 
 

@@ -16,7 +16,7 @@ from ..pipe import OutputPipe
 from . import ring
 from .end import LIVENESS_PERIOD, Role, ShmEnd
 from .header import MAX_BOUNDARIES, Header
-from .segment import DEFAULT_MODE, open_segment, trusted_uids
+from .segment import DEFAULT_MODE, open_continued, open_segment, trusted_uids
 
 log = logging.getLogger("shmpipe")
 
@@ -37,7 +37,10 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
     ) -> None:
         super().__init__(name=name, layout=layout, check_timestamps=check_timestamps)
         trusted = trusted_uids(owner)
-        seg, created = open_segment(name, layout, capacity, mode, owner)
+        if _handover is not None:  # continue an end: never create the pipe
+            seg, created = open_continued(name, layout, mode, owner), False
+        else:
+            seg, created = open_segment(name, layout, capacity, mode, owner)
         role = Role(seg, trusted, reader=False)
         try:
             if not created and capacity is not None and seg.capacity < capacity:
@@ -47,7 +50,7 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
                     name, seg.capacity, capacity,
                 )
             h = seg.header
-            ring.reap(h, role.alive, time.monotonic_ns())
+            role.reap(h)
             me = role.register(h)
             try:
                 ring.claim_writer(h, me, os.getpid(), _handover, role.alive,
@@ -56,8 +59,11 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
                 role.unregister(me)
                 raise
         except BaseException:
-            seg.release()
-            role.finish()
+            try:
+                role.remove_if_unused(seg.header)
+            finally:
+                seg.release()
+                role.finish()
             raise
         seg.release()
         self._own(role)
@@ -110,7 +116,7 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
                                   time.monotonic_ns())
             except BaseException:
                 role.unregister(role.owner)
-                role.inherited = True
+                role.owner, role.inherited = inherited, True  # may be tried again
                 raise
         finally:
             seg.release()
@@ -149,7 +155,7 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
             seg = self._role.seg
             try:
                 h = self._enter()
-                ring.reap(h, self._role.alive, time.monotonic_ns())
+                self._role.reap(h)
             finally:
                 seg.release()
 

@@ -223,15 +223,18 @@ def stream_ended(h: Header) -> bool:
 
 
 def reap(h: Header, alive: Alive, now: int) -> list[int]:
-    """Detach the readers whose owner is gone (and no hand-over is in transit); return their
-    slots. Also marks a dead writer dead."""
+    """Detach the readers whose owner is gone (and no hand-over is in transit), and mark a
+    registered writer that is gone dead. Returns the owner ids of the roles found dead (their
+    doorbells can go)."""
     dead = [i for i in active_slots(h)
             if not role_alive(int(h.readers[i].owner), int(h.readers[i].transit), alive, now)]
+    owners = [int(h.readers[i].owner) for i in dead]
     for i in dead:
         detach(h, i)
     h.readers_reaped += len(dead)
-    writer_gone(h, alive, now)
-    return dead
+    if h.writer_state == WRITER_OPEN and writer_gone(h, alive, now):
+        owners.append(int(h.writer_id))
+    return owners
 
 
 def unused(h: Header) -> bool:

@@ -186,11 +186,13 @@ class Segment:
 
     def release(self) -> None:
         """Leave the critical section. Idempotent; safe to call without holding it."""
-        if self._sem_owed:
-            self._sem_owed = False
-            self.sem.release()
-        if self.lock_fd >= 0:
-            locks.drop_mutex(self.lock_fd)
+        try:
+            if self._sem_owed:
+                self._sem_owed = False
+                self.sem.release()
+        finally:
+            if self.lock_fd >= 0:
+                locks.drop_mutex(self.lock_fd)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[Header]:
@@ -330,13 +332,12 @@ def open_segment(
         row_size = compute_dtype(layout).itemsize
         ring_bytes = ring_bytes_for(name, capacity, row_size)
     give_up = time.monotonic() + wait
-    for _ in range(1000):
-        if layout is None and not _segment_exists(name):
+    for _ in range(1000):  # retries when the pipe is removed under our feet
+        while layout is None and not _segment_exists(name):
             if time.monotonic() >= give_up:
                 raise PipeError(f"no pipe named {name!r}: open its output first or pass a layout"
                                 + (f" (waited {wait:g} s)" if wait else ""))
             time.sleep(OPEN_POLL)
-            continue
         opened = _open_lock_file(name, mode, create=True)
         if opened is None:
             continue  # unlinked between our looks: start again
@@ -370,7 +371,7 @@ def open_segment(
                 seg.recovered = False
                 seg.header.lock_recoveries += 1
         except _Retry:
-            _abandon(fd, sem, name, False, False)
+            _abandon(fd, sem, name, False, made_lock)
             continue
         except BaseException:
             _abandon(fd, sem, name, creating, made_lock)
@@ -382,6 +383,24 @@ def open_segment(
                             f"{layout}")
         return seg, created
     raise PipeError(f"pipe {name!r} kept disappearing while being opened")
+
+
+def open_continued(name: str, layout: str, mode: int, owner: int | str | None) -> Segment:
+    """Attach pipe ``name`` to continue an end handed over by another process (the mutex
+    HELD on return). Never creates it: PipeError if it is gone or carries another layout."""
+    try:
+        seg, _ = open_segment(name, None, None, mode, owner, 0.0)
+    except PipeError as e:
+        if "no pipe named" not in str(e):
+            raise
+        raise PipeError(f"pipe {name!r} is gone: it was removed before the handed-over end "
+                        "could be taken over") from None
+    if seg.layout != layout:
+        seg.release()
+        seg.close()
+        raise PipeError(f"pipe {name!r} carries layout {seg.layout}, the handed-over end "
+                        f"had {layout}: it was removed and created again meanwhile")
+    return seg
 
 
 class _Retry(Exception):

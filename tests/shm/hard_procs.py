@@ -293,3 +293,45 @@ def stress_reader(name: str, stop: Any, q: Any) -> None:
                 return total, last
 
     _report(q, main())
+
+
+def forked_write_twice(out: Any, go: Any, q: Any) -> None:
+    """Inherit ``out`` through fork: try to write rows 100..103, report; once ``go`` is set,
+    try again and report."""
+    for attempt in range(2):
+        if attempt:
+            go.wait(30)
+        try:
+            out.write_nowait(rows(100, 104))
+            q.put(("ok", "wrote"))
+        except PipeError as e:
+            q.put(("ok", f"PipeError: {e}"))
+        except BaseException as e:
+            q.put(("error", repr(e)))
+    _exit(q)
+
+
+def reader_that_dies(name: str, q: Any) -> None:
+    """Open an input end (which makes its doorbell), report the doorbell, die unclosed."""
+    try:
+        inp = shmpipe.open_input(name)
+        q.put(("ok", inp._role.bell.path))
+    except BaseException as e:
+        q.put(("error", repr(e)))
+    _exit(q)
+
+
+def lock_churner(name: str, stop: Any, ready: Any) -> None:
+    """Hold pipe ``name``'s header mutex 2 ms out of every 3 until ``stop``, so that the ends
+    of the pipe keep waiting for it (the slow path where a signal used to surface)."""
+    from shmpipe.shm import segment
+
+    seg, _ = segment.open_segment(name, None, None)
+    seg.release()
+    ready.set()
+    while not stop.is_set():
+        seg.acquire()
+        time.sleep(0.002)
+        seg.release()
+        time.sleep(0.001)
+    seg.close()

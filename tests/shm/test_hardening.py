@@ -324,13 +324,16 @@ async def test_forked_child_closing_an_inherited_end_keeps_the_parents_wakeups(
 
 # ============================================================================ 8. signals
 def test_signals_during_reads_writes_and_closes(pipe_name: str, children: Any) -> None:
-    """SIGUSR1 (with a handler) landing anywhere, including in close(): no SignalError, no
-    slot or lock left behind."""
+    """SIGUSR1 (with a handler) landing anywhere, including in close() and in waits for the
+    header lock (a third process keeps it busy): no SignalError, no slot or lock left behind."""
     n = 20000
     ctx = children.ctx()
     r_ready, w_ready, rq, wq = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Queue()
     reader = children.start(hard_procs.signalled_reader, pipe_name, n, r_ready, rq)
     wait(r_ready, "the reader")
+    c_ready, c_stop = ctx.Event(), ctx.Event()
+    churner = children.start(hard_procs.lock_churner, pipe_name, c_stop, c_ready)
+    wait(c_ready, "the lock churner")
     writer = children.start(hard_procs.signalled_writer, pipe_name, n, w_ready, wq)
     wait(w_ready, "the writer")
     deadline = time.monotonic() + 60
@@ -344,6 +347,8 @@ def test_signals_during_reads_writes_and_closes(pipe_name: str, children: Any) -
                 except ProcessLookupError:
                     pass
         time.sleep(0.0005)
+    c_stop.set()
+    assert joined(churner) == 0
     assert result(wq) == n
     assert result(rq) == n
     assert joined(reader) == 0 and joined(writer) == 0
@@ -513,3 +518,182 @@ def test_open_input_gives_up_after_wait_leaving_nothing(pipe_name: str) -> None:
         shmpipe.open_input(pipe_name, wait=0.2)
     assert 0.2 <= time.monotonic() - t0 < 2
     assert names.entries_of(pipe_name) == []
+
+
+# ============================================================================ review findings
+def test_closing_ends_of_an_unlinked_pipe_leaves_a_new_pipe_of_that_name_alone(
+    pipe_name: str,
+) -> None:
+    w1 = shmpipe.open_output(pipe_name, LAYOUT, capacity=10)
+    r1 = shmpipe.open_input(pipe_name)
+    shmpipe.unlink(pipe_name)  # attached ends keep working
+    w2 = shmpipe.open_output(pipe_name, LAYOUT, capacity=10)
+    r2 = shmpipe.open_input(pipe_name)
+    try:
+        before = names.entries_of(pipe_name)
+        w1._finish()
+        r1._finish()
+        assert names.entries_of(pipe_name) == before, "closing old ends removed the new pipe"
+        with pytest.raises(PipeError, match="already has a writer"):
+            shmpipe.open_output(pipe_name, LAYOUT)
+        w2.write_nowait(rows(0, 2))
+        assert len(r2.read_sync(timeout=1)) == 2
+    finally:
+        r2._finish()
+        w2._finish()
+
+
+async def test_a_forked_child_refused_for_reserved_rows_may_try_again(pipe_name: str) -> None:
+    import multiprocessing
+
+    out = shmpipe.open_output(pipe_name, LAYOUT, capacity=100)
+    inp = shmpipe.open_input(pipe_name)
+    try:
+        view = await out.reserve(2)
+        ctx = multiprocessing.get_context("fork")
+        go, q = ctx.Event(), ctx.Queue()
+        p = ctx.Process(target=hard_procs.forked_write_twice, args=(out, go, q))
+        p.start()
+        assert "reserved rows" in await aresult(q)
+        view[:] = rows(0, 2)
+        await out.commit(2)
+        go.set()
+        assert await aresult(q) == "wrote"
+        assert await asyncio.to_thread(joined, p) == 0
+        assert list(inp.read_nowait()["timestamp"]) == [0, 1, 100, 101, 102, 103]
+    finally:
+        await inp.close()
+        await out.close()
+
+
+def test_a_handed_over_end_nobody_takes_is_released_after_the_grace(
+    pipe_name: str, monkeypatch: Any,
+) -> None:
+    """Even while the retired local copy stays open."""
+    import pickle
+
+    from shmpipe.shm import end
+
+    monkeypatch.setattr(end, "HANDOVER_GRACE", 0.0)
+    out = shmpipe.open_output(pipe_name, LAYOUT, capacity=10)
+    inp = shmpipe.open_input(pipe_name)
+    try:
+        cap = out.capacity
+        out.write_nowait(rows(0, cap))  # the ring is full: the reader holds every row
+        pickle.dumps(inp)  # handed over to nobody; ``inp`` stays open here
+        asyncio.run(out._sleep())  # a full writer's wait: the liveness tick reaps
+        assert ring.active_slots(out.segment.header) == []
+        nxt = shmpipe.open_input(pipe_name)  # the rows were kept for the next reader
+        assert len(nxt.read_nowait()) == cap
+        nxt._finish()
+    finally:
+        inp._finish()
+        out._finish()
+
+
+def test_unpickling_an_end_of_a_removed_pipe_creates_nothing(pipe_name: str) -> None:
+    import pickle
+
+    out = shmpipe.open_output(pipe_name, LAYOUT, capacity=10)
+    inp = shmpipe.open_input(pipe_name)
+    blob = pickle.dumps(inp)
+    inp._finish()
+    out._finish()
+    shmpipe.unlink(pipe_name)
+    with pytest.raises(PipeError, match="is gone"):
+        pickle.loads(blob)
+    assert names.entries_of(pipe_name) == []
+
+
+def test_a_pipe_removed_while_opening_leaves_no_semaphore(
+    pipe_name: str, monkeypatch: Any,
+) -> None:
+    seen = []
+
+    def exists_once(name: str) -> bool:  # looks there, then is gone when opened
+        seen.append(name)
+        return len(seen) == 1
+
+    monkeypatch.setattr(segment, "_segment_exists", exists_once)
+    with pytest.raises(PipeError, match="no pipe named"):
+        shmpipe.open_input(pipe_name, wait=0.1)
+    assert names.entries_of(pipe_name) == []
+
+
+def test_open_input_waits_as_long_as_asked(pipe_name: str, monkeypatch: Any) -> None:
+    """The polls used to count as retries: a long wait gave up early with 'kept
+    disappearing'."""
+    monkeypatch.setattr(segment, "OPEN_POLL", 0.0001)
+    t0 = time.monotonic()
+    with pytest.raises(PipeError, match=r"\(waited 0.5 s\)"):
+        shmpipe.open_input(pipe_name, wait=0.5)
+    assert time.monotonic() - t0 >= 0.5
+
+
+class _InterruptAfterPosting:
+    def __init__(self, sem: Any) -> None:
+        self.sem = sem
+
+    def release(self) -> None:
+        self.sem.release()
+        raise KeyboardInterrupt
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.sem, attr)
+
+
+def test_keyboard_interrupt_inside_release_leaves_no_lock_held(pipe_name: str) -> None:
+    from shmpipe.shm import locks
+
+    out = shmpipe.open_output(pipe_name, LAYOUT, capacity=10)
+    inp = shmpipe.open_input(pipe_name)
+    try:
+        seg = out.segment
+        real, seg.sem = seg.sem, _InterruptAfterPosting(seg.sem)
+        with pytest.raises(KeyboardInterrupt):
+            out.write_nowait(rows(0, 2))
+        seg.sem = real
+        assert not locks.held_elsewhere(inp.segment.lock_fd, locks.MUTEX)
+        assert sem_value(pipe_name) == 1
+        out.write_nowait(rows(0, 2))  # the interrupted write wrote nothing; this one does
+        assert list(inp.read_nowait()["timestamp"]) == [0, 1]
+    finally:
+        inp._finish()
+        out._finish()
+
+
+def test_an_input_dropped_without_close_keeps_what_it_consumed(pipe_name: str) -> None:
+    out = shmpipe.open_output(pipe_name, LAYOUT, capacity=10)
+    try:
+        inp = shmpipe.open_input(pipe_name)
+        out.write_nowait(rows(0, 7))
+        assert len(inp.read_nowait()) == 7
+        inp.consume(5)
+        del inp  # never closed: the finalizer gives the slot back at what was consumed
+        gc.collect()
+        nxt = shmpipe.open_input(pipe_name)
+        assert list(nxt.read_nowait()["timestamp"]) == [5, 6]
+        nxt._finish()
+    finally:
+        out._finish()
+
+
+def test_doorbells_of_dead_readers_are_removed(pipe_name: str) -> None:
+    import multiprocessing
+
+    out = shmpipe.open_output(pipe_name, LAYOUT, capacity=10)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        for _ in range(3):
+            q = ctx.Queue()
+            p = ctx.Process(target=hard_procs.reader_that_dies, args=(pipe_name, q))
+            p.start()
+            bell = result(q)
+            joined(p)
+            assert os.path.exists(bell)
+        survivor = shmpipe.open_input(pipe_name)  # attaching reaps the dead
+        bells = [e for e in names.entries_of(pipe_name) if ".bell." in e]
+        assert sorted(bells) == sorted([out._role.bell.path, survivor._role.bell.path])
+        survivor._finish()
+    finally:
+        out._finish()

@@ -6,6 +6,7 @@ from .layout import compute_dtype
 from .local import LocalPipe
 from .pipe import InputPipe, OutputPipe, Pipe
 from .shm import ShmInputPipe, ShmOutputPipe, open_input, open_output, unlink
+from .stream import reader_factory, writer_factory
 
 __version__ = "0.1.0"
 
@@ -22,5 +23,7 @@ __all__ = [
     "compute_dtype",
     "open_input",
     "open_output",
+    "reader_factory",
     "unlink",
+    "writer_factory",
 ]

@@ -514,24 +514,85 @@ class Pipe:
 
 
 class InputPipe(Pipe):
-    """The reading end of a pipe whose writer is elsewhere (another process or host)."""
+    """The reading end of a pipe whose writer is elsewhere (another process or host).
+
+    Constructed as Joule's: with a ``reader`` (an asyncio StreamReader, or anything with an
+    awaitable ``read(n)`` returning bytes, ``b""`` at the end) or a ``reader_factory`` (a
+    coroutine function returning a reader, or ``(reader, close)``, as
+    :func:`shmpipe.reader_factory` makes), it is a *stream pipe*: rows arrive in Joule's wire
+    format (raw rows; an all-zero row is an interval break) and at most ``buffer_size``
+    unconsumed rows are held (a read then returns them without waiting for more). A waiting
+    read wakes when bytes arrive; after the end of the stream the remaining rows are
+    returned, then EmptyPipeError. ``read_nowait`` returns only rows already received.
+    Transports (shared memory, network) subclass it instead.
+    """
 
     def __init__(
         self,
         name: str | None = None,
         stream: Any = None,
         layout: str | None = None,
+        reader: Any = None,
+        reader_factory: Any = None,
         close_cb: CloseCallback | None = None,
+        buffer_size: int = 10000,
         **kwargs: Any,
     ) -> None:
         super().__init__(
             name=name, direction=Pipe.DIRECTION.INPUT, stream=stream, layout=layout,
             close_cb=close_cb, **kwargs,
         )
+        self.reader = reader
+        self.reader_factory = reader_factory
+        self.buffer_size = buffer_size
+        self._wire_in: Any = None
+
+    def _wire(self) -> Any:
+        if self._wire_in is None:
+            if self.reader is None and self.reader_factory is None:
+                raise self._abstract()
+            from .stream.ends import WireIn
+
+            self._wire_in = WireIn(self.dtype, self.buffer_size, self.reader,
+                                   self.reader_factory, self.name)
+        return self._wire_in
+
+    def _source(self) -> tuple[int, int | None, bool, bool]:
+        return self._wire().source(self._cursor)
+
+    def _before_read(self) -> None:
+        self._wire().drop_consumed(self._cursor.consumed)
+
+    def _rows(self, span: Span) -> np.ndarray:
+        return self._wire().rows(span)
+
+    def _pass_boundary(self) -> None:
+        self._wire().pass_boundary()
+
+    async def _wait_for_news(self) -> None:
+        await self._wire().pull(self._cursor)
+
+    def _wait_for_news_sync(self, timeout: float | None) -> bool:
+        if self.reader is None and self.reader_factory is None:
+            raise self._abstract()
+        raise PipeError("a stream pipe reads in its event loop: use await read()")
+
+    async def _close(self) -> None:
+        if self._wire_in is not None:
+            self._wire_in.close()
 
 
 class OutputPipe(Pipe):
-    """The writing end of a pipe whose readers are elsewhere (other processes or hosts)."""
+    """The writing end of a pipe whose readers are elsewhere (other processes or hosts).
+
+    Constructed as Joule's: with a ``writer`` (an asyncio StreamWriter) or a
+    ``writer_factory`` (a coroutine function returning one, as :func:`shmpipe.writer_factory`
+    makes; it runs at the first awaited write), it is a *stream pipe* writing Joule's wire
+    format. ``write`` waits while the stream's buffer is above its high-water mark
+    (backpressure). A row with timestamp 0 and all-zero data is the wire's break token, so
+    writing one raises PipeError (nothing of the block is written). Transports (shared
+    memory, network) subclass it instead.
+    """
 
     def __init__(
         self,
@@ -539,12 +600,50 @@ class OutputPipe(Pipe):
         stream: Any = None,
         layout: str | None = None,
         close_cb: CloseCallback | None = None,
+        writer: Any = None,
+        writer_factory: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
             name=name, direction=Pipe.DIRECTION.OUTPUT, stream=stream, layout=layout,
             close_cb=close_cb, **kwargs,
         )
+        self.writer = writer
+        self.writer_factory = writer_factory
+        self._wire_out: Any = None
+
+    def _wire(self) -> Any:
+        if self._wire_out is None:
+            if self.writer is None and self.writer_factory is None:
+                raise self._abstract()
+            from .stream.ends import WireOut
+
+            self._wire_out = WireOut(self.dtype, self.writer, self.writer_factory, self.name)
+        return self._wire_out
+
+    def _prepare(self, data: Any) -> np.ndarray | None:
+        rows = super()._prepare(data)
+        if rows is not None and (self.writer is not None or self.writer_factory is not None):
+            from .stream.codec import check
+
+            check(rows)
+        return rows
+
+    async def _write_rows(self, rows: np.ndarray) -> None:
+        await self._wire().send(rows)
+
+    def _write_rows_nowait(self, rows: np.ndarray) -> None:
+        self._wire().send_nowait(rows)
+
+    async def _close_interval(self) -> None:
+        await self._wire().send_break()
+
+    def _close_interval_nowait(self) -> None:
+        self._wire().send_break_nowait()
+
+    async def _close(self) -> None:
+        if self._wire_out is not None:
+            await self._wire_out.close()
 
 
 __all__ = ["InputPipe", "OutputPipe", "Pipe", "PipeData"]

@@ -1,0 +1,165 @@
+"""The async shell of a stream pipe: the bytes of an asyncio stream in and out.
+
+:class:`WireIn` feeds :class:`~shmpipe.buffer.ReadCursor` (the read semantics every pipe
+shares) from a StreamReader through the :class:`~shmpipe.stream.codec.Decoder`;
+:class:`WireOut` writes encoded rows and break tokens to a StreamWriter. The pipe classes
+(:class:`shmpipe.InputPipe`, :class:`shmpipe.OutputPipe`) call them from their transport hooks.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+
+from ..buffer import ReadCursor, Span
+from ..errors import PipeError
+from . import codec
+
+log = logging.getLogger("shmpipe")
+
+ReaderFactory = Callable[[], Awaitable[Any]]
+WriterFactory = Callable[[], Awaitable[Any]]
+
+
+class WireIn:
+    """Rows received from a stream, kept until consumed (at most ``buffer_size`` unconsumed).
+
+    The rows live in one array of ``2 * buffer_size`` rows: consuming moves an offset (O(1)),
+    and the unconsumed rows move to the front only when new rows would not fit behind them,
+    which happens at most once per ``buffer_size`` rows received (amortised O(1) per row).
+    Rows returned by a read stay valid until the next read.
+    """
+
+    def __init__(self, dtype: np.dtype, buffer_size: int, reader: Any,
+                 factory: ReaderFactory | None, name: str | None) -> None:
+        if isinstance(buffer_size, bool) or not isinstance(buffer_size, (int, np.integer)) \
+                or buffer_size < 1:
+            raise PipeError(f"buffer_size must be at least 1 row, got {buffer_size!r}")
+        self.name = name
+        self.limit = int(buffer_size)
+        self.decoder = codec.Decoder(dtype)
+        self.buf = np.empty(2 * self.limit, dtype)
+        self.raw = self.buf.view(np.uint8)  # byte copies: numpy copies structured rows slowly
+        self.size = self.buf.dtype.itemsize
+        self.lo = self.hi = 0  # rows buf[lo:hi] are rows [base, base + hi - lo) of the stream
+        self.base = 0
+        self.boundaries: collections.deque[int] = collections.deque()
+        self.eof = False
+        self.reader = reader
+        self.factory = factory
+        self.close_reader: Callable[[], Any] | None = None
+
+    @property
+    def written(self) -> int:
+        return self.base + self.hi - self.lo
+
+    def source(self, cursor: ReadCursor) -> tuple[int, int | None, bool, bool]:
+        boundary = self.boundaries[0] if self.boundaries else None
+        full = self.written - cursor.consumed >= self.limit
+        return self.written, boundary, self.eof, full
+
+    def drop_consumed(self, consumed: int) -> None:
+        self.lo += consumed - self.base
+        self.base = consumed
+
+    def rows(self, span: Span) -> np.ndarray:
+        return self.buf[self.lo + span.start - self.base : self.lo + span.stop - self.base]
+
+    def _append(self, rows: np.ndarray) -> None:
+        n, size = len(rows), self.size
+        if self.hi + n > len(self.buf):  # move the unconsumed rows to the front
+            kept = self.hi - self.lo
+            self.raw[: kept * size] = self.raw[self.lo * size : self.hi * size]
+            self.lo, self.hi = 0, kept
+        if self.hi + n > len(self.buf):  # pragma: no cover (reads are sized to fit)
+            raise PipeError(f"pipe {self.name!r}: {n} rows do not fit the read buffer")
+        self.raw[self.hi * size : (self.hi + n) * size] = rows.view(np.uint8)
+        self.hi += n
+
+    async def pull(self, cursor: ReadCursor) -> None:
+        """Wait for bytes from the stream and decode them (one read of the stream)."""
+        if self.reader is None:
+            if self.factory is None:
+                raise PipeError(f"pipe {self.name!r} has no reader and no reader_factory")
+            opened = await self.factory()
+            self.reader, self.close_reader = (opened if isinstance(opened, tuple)
+                                              else (opened, None))
+        room = max(1, self.limit - (self.written - cursor.consumed))
+        data = await self.reader.read(room * self.decoder.size)
+        if not data:
+            self.eof = True
+            if self.decoder.pending:
+                log.warning("pipe %r: the stream ended inside a row: %d trailing bytes of a "
+                            "%d-byte row dropped", self.name, self.decoder.pending,
+                            self.decoder.size)
+            return
+        for seg in self.decoder.feed(data):
+            if len(seg.rows):
+                self._append(seg.rows)
+            if seg.brk:
+                self.boundaries.append(self.written)
+
+    def pass_boundary(self) -> None:
+        self.boundaries.popleft()
+
+    def close(self) -> None:
+        if self.close_reader is not None:
+            close, self.close_reader = self.close_reader, None
+            close()
+
+
+class WireOut:
+    """Rows and break tokens out to a StreamWriter (opened by ``factory`` at the first use)."""
+
+    def __init__(self, dtype: np.dtype, writer: Any, factory: WriterFactory | None,
+                 name: str | None) -> None:
+        self.token = codec.token(np.dtype(dtype))
+        self.writer = writer
+        self.factory = factory
+        self.name = name
+
+    async def _open(self) -> Any:
+        if self.writer is None:
+            if self.factory is None:
+                raise PipeError(f"pipe {self.name!r} has no writer and no writer_factory")
+            self.writer = await self.factory()
+        return self.writer
+
+    def _ready(self) -> Any:
+        if self.writer is None:
+            raise PipeError(f"pipe {self.name!r} is not connected yet (its writer_factory "
+                            "runs at the first awaited write): use await write()")
+        return self.writer
+
+    async def send(self, rows: np.ndarray) -> None:
+        """Write ``rows`` (already checked by the pipe: no break-like row) and wait for the
+        stream to drain below its high-water mark (backpressure)."""
+        data = codec.pack(rows)
+        writer = await self._open()
+        writer.write(data)
+        await writer.drain()
+
+    def send_nowait(self, rows: np.ndarray) -> None:
+        data = codec.pack(rows)
+        self._ready().write(data)
+
+    async def send_break(self) -> None:
+        writer = await self._open()
+        writer.write(self.token)
+        await writer.drain()
+
+    def send_break_nowait(self) -> None:
+        self._ready().write(self.token)
+
+    async def close(self) -> None:
+        writer, self.writer = self.writer, None
+        if writer is None:
+            return
+        writer.close()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the reader left
+            await writer.wait_closed()

@@ -1,0 +1,193 @@
+"""Stream pipes over OS pipes and sockets: the shell around the codec."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import tracemalloc
+from typing import Any
+
+import numpy as np
+import pytest
+
+import shmpipe
+from shmpipe import EmptyPipeError, InputPipe, OutputPipe, PipeError
+
+LAYOUT = "float32_2"
+DTYPE = shmpipe.compute_dtype(LAYOUT)
+
+
+def rows(start: int, n: int) -> np.ndarray:
+    r = np.zeros(n, DTYPE)
+    r["timestamp"] = np.arange(start, start + n) + 1
+    r["data"] = (r["timestamp"] * 0.5)[:, None]
+    return r
+
+
+def os_pipe_pair(**kw: Any) -> tuple[InputPipe, OutputPipe]:
+    fd_r, fd_w = os.pipe()
+    return (InputPipe(layout=LAYOUT, reader_factory=shmpipe.reader_factory(fd_r), **kw),
+            OutputPipe(layout=LAYOUT, writer_factory=shmpipe.writer_factory(fd_w)))
+
+
+async def drain(inp: InputPipe) -> tuple[np.ndarray, list[tuple[int, bool]]]:
+    got, reads = [], []
+    while True:
+        try:
+            d = await asyncio.wait_for(inp.read(), 5)
+        except EmptyPipeError:
+            break
+        got.append(np.array(d))
+        reads.append((len(d), d.end_of_interval))
+        inp.consume(len(d))
+    return (np.concatenate(got) if got else np.empty(0, DTYPE)), reads
+
+
+async def test_rows_and_breaks_cross_an_os_pipe() -> None:
+    inp, out = os_pipe_pair()
+    await out.write(rows(0, 10))
+    await out.close_interval()
+    await out.close_interval()  # an empty interval: a read of 0 rows, never dropped
+    await out.write(rows(10, 5))
+    await out.close()
+    data, reads = await drain(inp)
+    np.testing.assert_array_equal(data, rows(0, 15))
+    assert reads == [(10, True), (0, True), (5, False)]
+    await inp.close()
+
+
+async def test_rows_after_a_break_in_the_same_os_read_come_at_once() -> None:
+    """Joule 1.0.1 holds them back until more bytes arrive; the writer here sends nothing
+    more and does not close, so a stalled read would time out."""
+    inp, out = os_pipe_pair()
+    await out.write(rows(0, 3))
+    await out.close_interval()
+    await out.write(rows(3, 4))  # all three arrive in one OS read
+    first = await asyncio.wait_for(inp.read(), 2)
+    assert len(first) == 3 and first.end_of_interval
+    inp.consume(3)
+    second = await asyncio.wait_for(inp.read(), 0.5)
+    np.testing.assert_array_equal(second, rows(3, 4))
+    await out.close()
+    await inp.close()
+
+
+async def test_writing_the_break_token_as_data_is_refused_and_writes_nothing() -> None:
+    inp, out = os_pipe_pair()
+    sub = shmpipe.LocalPipe(LAYOUT)
+    out.subscribe(sub)
+    bad = rows(0, 4)
+    bad[2] = np.zeros(1, DTYPE)[0]
+    with pytest.raises(PipeError, match="row 2 has timestamp 0"):
+        await out.write(bad)
+    with pytest.raises(PipeError, match="row 2"):
+        out.write_nowait(bad)
+    assert len(sub.read_nowait()) == 0, "the subscriber got part of a refused block"
+    await out.write(rows(0, 2))  # the pipe stays usable
+    await out.close()
+    data, _ = await drain(inp)
+    np.testing.assert_array_equal(data, rows(0, 2))
+    await inp.close()
+
+
+async def test_eof_inside_a_row_delivers_whole_rows_then_warns(caplog: Any) -> None:
+    fd_r, fd_w = os.pipe()
+    inp = InputPipe(layout=LAYOUT, reader_factory=shmpipe.reader_factory(fd_r))
+    os.write(fd_w, rows(0, 3).tobytes()[:-5])
+    os.close(fd_w)
+    with caplog.at_level(logging.WARNING, logger="shmpipe"):
+        data, _ = await drain(inp)
+    np.testing.assert_array_equal(data, rows(0, 2))
+    assert f"{DTYPE.itemsize - 5} trailing bytes" in caplog.text
+    with pytest.raises(EmptyPipeError):
+        await inp.read()
+    await inp.close()
+
+
+async def test_a_full_buffer_returns_the_unconsumed_rows() -> None:
+    inp, out = os_pipe_pair(buffer_size=100)
+    await out.write(rows(0, 500))
+    a = await asyncio.wait_for(inp.read(), 2)
+    assert len(a) == 100
+    b = await asyncio.wait_for(inp.read(), 0.5)  # nothing consumed: the same rows at once
+    np.testing.assert_array_equal(a, b)
+    inp.consume(96)
+    c = await asyncio.wait_for(inp.read(), 2)
+    np.testing.assert_array_equal(c[:4], a[-4:])
+    assert len(c) <= 100
+    await out.close()
+    await inp.close()
+
+
+async def test_memory_is_bounded_by_buffer_size_and_consume_is_cheap() -> None:
+    """Reading 200k rows through a 1000-row buffer, consuming one row at a time: memory
+    stays at the buffer and the time per consume does not grow with the buffer."""
+    inp, out = os_pipe_pair(buffer_size=1000)
+    total = 200_000
+
+    async def write() -> None:
+        for i in range(0, total, 5000):
+            await out.write(rows(i, 5000))
+        await out.close()
+
+    writer = asyncio.ensure_future(write())
+    tracemalloc.start()
+    consumed = reads = peak = 0
+    while True:
+        try:
+            d = await asyncio.wait_for(inp.read(), 5)
+        except EmptyPipeError:
+            break
+        reads += 1
+        assert len(d) <= 1000
+        assert d["timestamp"][0] == consumed + 1
+        k = 1 if reads % 2 and len(d) > 1 else len(d)  # often just one row
+        inp.consume(k)
+        consumed += k
+        peak = max(peak, tracemalloc.get_traced_memory()[1])
+    tracemalloc.stop()
+    await writer
+    assert consumed == total
+    assert peak < 2_000_000, f"peak {peak} bytes"
+    await inp.close()
+
+
+async def test_unix_socket_stream() -> None:
+    a, b = socket.socketpair()
+    reader, _a_writer = await asyncio.open_unix_connection(sock=a)
+    _b_reader, writer = await asyncio.open_unix_connection(sock=b)
+    inp = InputPipe(layout=LAYOUT, reader=reader)
+    out = OutputPipe(layout=LAYOUT, writer=writer)
+    out.enable_cache(7)
+    for i in range(20):
+        await out.write(rows(i, 1))
+    await out.close_interval()  # flushes the cached rows and marks the break in one step
+    await out.close()
+    data, reads = await drain(inp)
+    np.testing.assert_array_equal(data, rows(0, 20))
+    assert reads[-1][1] is True
+    await inp.close()
+
+
+async def test_waiting_read_wakes_when_bytes_arrive() -> None:
+    inp, out = os_pipe_pair()
+    task = asyncio.ensure_future(inp.read())
+    await asyncio.sleep(0.05)  # the read is waiting: nothing was written yet
+    assert not task.done()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await out.write(rows(0, 1))
+    d = await asyncio.wait_for(task, 1)
+    assert loop.time() - t0 < 0.1, "the read slept instead of waking on the bytes"
+    assert len(d) == 1
+    await out.close()
+    await inp.close()
+
+
+def test_constructors_take_joules_positional_order() -> None:
+    inp = InputPipe("in", None, LAYOUT, None, None, None, 50)
+    assert inp.buffer_size == 50 and inp.layout == LAYOUT
+    out = OutputPipe("out", None, LAYOUT, None, None, None)
+    assert out.writer is None and out.writer_factory is None

@@ -4,6 +4,7 @@ OS pipe, and the in-process LocalPipe."""
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, ClassVar
 
 import numpy as np
@@ -149,29 +150,40 @@ class _ReserveWriter(End):
 
 
 class ShmStream(FifoChannel):
-    """shmpipe's stream transport over an OS pipe (``shmpipe.stream``), when it exists."""
+    """shmpipe's stream pipes (Joule's wire format) over an OS pipe, as between two modules
+    joined by jouled: the same construction as the joule contender's."""
 
     label = "shmpipe stream (os pipe)"
     is_async = True
+    suites = frozenset({THROUGHPUT, LATENCY, IDLE, FANOUT, SCALING})
 
     @classmethod
     def probe(cls) -> str | None:
         try:
-            import shmpipe.stream as stream
+            _import_shmpipe().reader_factory  # noqa: B018
         except Exception as exc:
-            return f"shmpipe.stream does not import: {describe(exc, where=False)}"
-        missing = [f for f in ("open_output", "open_input") if not hasattr(stream, f)]
-        return f"shmpipe.stream has no {', '.join(missing)}" if missing else None
+            return f"shmpipe has no stream pipes: {describe(exc, where=False)}"
+        return None
 
     def sender(self) -> End:
-        import shmpipe.stream as stream
-
-        return _writer(stream.open_output(self.open_write(), self.layout))
+        shmpipe = _import_shmpipe()
+        return _writer(shmpipe.OutputPipe(
+            layout=self.layout, writer_factory=shmpipe.writer_factory(self.open_write())))
 
     def receiver(self) -> End:
-        import shmpipe.stream as stream
+        shmpipe = _import_shmpipe()
+        return _reader(shmpipe.InputPipe(
+            layout=self.layout, reader_factory=shmpipe.reader_factory(self.open_read())),
+            shmpipe)
 
-        return _reader(stream.open_input(self.open_read(), self.layout), _import_shmpipe())
+    def local_pair(self, capacity: int) -> tuple[End, End]:
+        shmpipe = _import_shmpipe()
+        rfd, wfd = os.pipe()
+        out = shmpipe.OutputPipe(layout=self.layout, writer_factory=shmpipe.writer_factory(wfd))
+        # the default buffer (10000 rows) could never hold `capacity` unconsumed rows
+        inp = shmpipe.InputPipe(layout=self.layout, reader_factory=shmpipe.reader_factory(rfd),
+                                buffer_size=capacity)
+        return _writer(out), _reader(inp, shmpipe)
 
 
 class ShmLocal(Channel):

@@ -54,6 +54,12 @@ def pack(rows: np.ndarray) -> bytes:
     return np.ascontiguousarray(rows).tobytes()
 
 
+def view(rows: np.ndarray) -> memoryview:
+    """The wire bytes of ``rows`` as a byte view (no copy when ``rows`` is contiguous),
+    unchecked: for a writer that copies what it cannot send at once."""
+    return np.ascontiguousarray(rows).view(np.uint8).data
+
+
 @dataclass(frozen=True)
 class Segment:
     """Rows decoded in order, followed by an interval break if ``brk``."""

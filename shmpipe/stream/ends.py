@@ -47,6 +47,7 @@ class WireIn:
         self.raw = self.buf.view(np.uint8)  # byte copies: numpy copies structured rows slowly
         self.size = self.buf.dtype.itemsize
         self.lo = self.hi = 0  # rows buf[lo:hi] are rows [base, base + hi - lo) of the stream
+        self.tail = 0  # bytes of an incomplete row at raw[hi * size:] (direct reads only)
         self.base = 0
         self.boundaries: collections.deque[int] = collections.deque()
         self.eof = False
@@ -90,6 +91,9 @@ class WireIn:
             self.reader, self.close_reader = (opened if isinstance(opened, tuple)
                                               else (opened, None))
         room = max(1, self.limit - (self.written - cursor.consumed))
+        if hasattr(self.reader, "readinto"):
+            await self._pull_into(room)
+            return
         data = await self.reader.read(room * self.decoder.size)
         if not data:
             self.eof = True
@@ -103,6 +107,47 @@ class WireIn:
                 self._append(seg.rows)
             if seg.brk:
                 self.boundaries.append(self.written)
+
+    async def _pull_into(self, room: int) -> None:
+        """Read straight into the row buffer (one copy, kernel to rows), then take the break
+        tokens out of the rows received."""
+        size = self.size
+        if self.hi + room + 1 > len(self.buf):  # move the unconsumed rows to the front
+            kept = self.hi - self.lo
+            self.raw[: kept * size + self.tail] = self.raw[self.lo * size :
+                                                          self.hi * size + self.tail]
+            self.lo, self.hi = 0, kept
+        start = self.hi * size + self.tail
+        n = await self.reader.readinto(self.raw[start : start + room * size - self.tail
+                                                if room * size > self.tail else start + size])
+        if n == 0:
+            self.eof = True
+            if self.tail:
+                log.warning("pipe %r: the stream ended inside a row: %d trailing bytes of a "
+                            "%d-byte row dropped", self.name, self.tail, size)
+            return
+        total = self.tail + n
+        new, self.tail = divmod(total, size)
+        region = self.buf[self.hi : self.hi + new]
+        breaks = codec.break_rows(region)
+        if len(breaks) == 0:
+            self.hi += new
+            return
+        w = self.hi  # rows are moved down over each token
+        prev = 0
+        for b in [*breaks.tolist(), new]:
+            k = b - prev
+            if k and w != self.hi + prev:
+                src = (self.hi + prev) * size
+                self.raw[w * size : (w + k) * size] = self.raw[src : src + k * size].copy()
+            w += k
+            if b < new:
+                self.boundaries.append(self.base + w - self.lo)
+            prev = b + 1
+        end = (self.hi + new) * size
+        if self.tail:  # the incomplete row follows the last whole one
+            self.raw[w * size : w * size + self.tail] = self.raw[end : end + self.tail].copy()
+        self.hi = w
 
     def pass_boundary(self) -> None:
         self.boundaries.popleft()
@@ -139,13 +184,13 @@ class WireOut:
     async def send(self, rows: np.ndarray) -> None:
         """Write ``rows`` (already checked by the pipe: no break-like row) and wait for the
         stream to drain below its high-water mark (backpressure)."""
-        data = codec.pack(rows)
+        data = codec.view(rows)
         writer = await self._open()
         writer.write(data)
         await writer.drain()
 
     def send_nowait(self, rows: np.ndarray) -> None:
-        data = codec.pack(rows)
+        data = codec.view(rows)
         self._ready().write(data)
 
     async def send_break(self) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import shmpipe
 from shmpipe import EmptyPipeError, InputPipe, OutputPipe, PipeError
@@ -191,3 +193,75 @@ def test_constructors_take_joules_positional_order() -> None:
     assert inp.buffer_size == 50 and inp.layout == LAYOUT
     out = OutputPipe("out", None, LAYOUT, None, None, None)
     assert out.writer is None and out.writer_factory is None
+
+
+def _wire(items: list[Any]) -> tuple[bytes, tuple[list[int], list[int]]]:
+    """Wire bytes; the row timestamps; where the breaks are (the timestamp of the row
+    before each, 0 at the start)."""
+    parts, ts_list, breaks, ts = [], [], [], 1
+    for item in items:
+        if item == "break":
+            parts.append(bytes(DTYPE.itemsize))
+            breaks.append(ts - 1)
+        else:
+            r = rows(ts - 1, item)
+            ts += item
+            parts.append(r.tobytes())
+            ts_list.extend(int(t) for t in r["timestamp"])
+    return b"".join(parts), (ts_list, breaks)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    items=st.lists(st.one_of(st.integers(1, 40), st.just("break")), max_size=10),
+    cuts=st.lists(st.integers(1, 200), max_size=30),
+    buffer_size=st.integers(1, 50),
+    direct=st.booleans(),
+)
+def test_any_cuts_any_buffer_through_a_real_pipe(items: list[Any], cuts: list[int],
+                                                 buffer_size: int, direct: bool) -> None:
+    """Bytes written in arbitrary pieces (rows split anywhere), read through a small buffer,
+    by the direct-read path (reader_factory) or a StreamReader: the same rows and breaks."""
+    wire, expected = _wire(items)
+
+    async def run() -> tuple[list[int], list[int]]:
+        fd_r, fd_w = os.pipe()
+        if direct:
+            inp = InputPipe(layout=LAYOUT, reader_factory=shmpipe.reader_factory(fd_r),
+                            buffer_size=buffer_size)
+        else:
+            reader = asyncio.StreamReader()
+            transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(reader), open(fd_r, "rb", 0))  # noqa: SIM115
+            inp = InputPipe(layout=LAYOUT, reader=reader, buffer_size=buffer_size)
+
+        async def write() -> None:
+            pos, i = 0, 0
+            while pos < len(wire):
+                n = cuts[i % len(cuts)] if cuts else len(wire)
+                os.write(fd_w, wire[pos : pos + n])
+                pos += n
+                i += 1
+                await asyncio.sleep(0)
+            os.close(fd_w)
+
+        writer = asyncio.ensure_future(write())
+        got: list[int] = []
+        breaks: list[int] = []
+        while True:
+            try:
+                d = await asyncio.wait_for(inp.read(), 5)
+            except EmptyPipeError:
+                break
+            if d.end_of_interval:  # a read stops at the break once
+                breaks.append(int(d["timestamp"][-1]) if len(d) else (got[-1] if got else 0))
+            k = max(1, len(d) // 2) if len(d) > 1 else len(d)  # consume part of each read
+            got.extend(int(t) for t in d["timestamp"][:k])
+            inp.consume(k)
+        await writer
+        await inp.close()
+        if not direct:
+            transport.close()
+        return got, breaks
+
+    assert asyncio.run(run()) == expected

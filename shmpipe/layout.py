@@ -124,7 +124,7 @@ def validate(data: Any, dtype: np.dtype) -> np.ndarray | None:
             return None
         return arr
 
-    if arr.size == 0 and arr.ndim in (1, 2) and len(arr) == 0:
+    if arr.size == 0 and arr.ndim in (1, 2):  # [], np.empty((0, 3)), np.array([[]])
         log.info("pipe write called with no data")
         return None
     if arr.dtype.kind not in "iuf":

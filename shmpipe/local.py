@@ -123,12 +123,27 @@ class LocalPipe(Pipe):
     async def _close_interval(self) -> None:
         self._add_boundary()
 
+    async def _write_rows_then_break(self, rows: np.ndarray) -> None:
+        while self._full() and not self.closed:
+            self._room.clear()
+            await self._room.wait()
+        if self.closed:
+            raise PipeError("Cannot write to a closed pipe")
+        self._append(rows)
+        self._add_boundary()  # no await in between: a reader sees the rows and the break
+        await asyncio.sleep(0)
+
     def _close_interval_nowait(self) -> None:
         self._add_boundary()
 
     async def _close(self) -> None:
         self._news.set()
         self._room.set()
+
+    def _check_nowait(self) -> None:
+        if self._full():
+            raise PipeError(f"pipe is full: {len(self._queue)} blocks wait and write_limit is "
+                            f"{self.write_limit}")
 
     def close_nowait(self) -> None:
         """Close without awaiting; PipeError if subscribers or ``close_cb`` need awaiting."""

@@ -54,9 +54,7 @@ class Pipe:
         self.direction = direction
         self.module = module
         self.stream = stream
-        self._layout = layout
-        if layout is not None:
-            compute_dtype(layout)  # validate early: ValueError naming the layout
+        self._layout = layout  # checked when the dtype is first needed (as Joule does)
         self.close_cb = close_cb
         self.closed = False
         self.decimation_level = 1
@@ -124,10 +122,31 @@ class Pipe:
             raise PipeError("pipe failed")
         if self.closed:
             raise PipeError("Cannot write to a closed pipe")
+        if not self._has_writer():
+            raise self._abstract()
 
     # ----------------------------------------------------------------- transport hooks
     def _abstract(self) -> PipeError:
         return PipeError("abstract method must be implemented by child")
+
+    def _has_reader(self) -> bool:
+        """Whether a transport implements reading (a bare Pipe does not)."""
+        return type(self)._source is not Pipe._source
+
+    def _has_writer(self) -> bool:
+        """Whether a transport implements writing (a bare Pipe does not)."""
+        return type(self)._write_rows is not Pipe._write_rows
+
+    def _check_nowait(self) -> None:
+        """Raise PipeError unless this pipe can take rows without waiting (a subscriber of a
+        ``write_nowait`` must): by default, unless it has no transport."""
+        if not self._has_writer():
+            raise self._abstract()
+
+    def _apply_dtype(self, data: Any) -> np.ndarray | None:
+        """``data`` as rows of this pipe's dtype, or None if empty (Joule's name for
+        :func:`shmpipe.layout.coerce`). Raises PipeError for data of another shape."""
+        return coerce(data, self.dtype)
 
     def _source(self) -> tuple[int, int | None, bool, bool]:
         """(rows written, next unpassed boundary or None, stream ended, reader stalls the
@@ -276,11 +295,15 @@ class Pipe:
         The array returned by the last read stays valid until the next read.
         """
         self._check_readable("consume from")
+        if not self._has_reader():
+            raise self._abstract()
         self._cursor.consume(num_rows)
 
     def consume_all(self) -> None:
         """Consume every row of the last read."""
         self._check_readable("consume from")
+        if not self._has_reader():
+            raise self._abstract()
         self._cursor.consume_all()
 
     def reread_last(self) -> None:
@@ -367,6 +390,8 @@ class Pipe:
         await self._write_rows(rows)
 
     def _send_nowait(self, rows: np.ndarray) -> None:
+        for pipe in self.subscribers:  # a subscriber that would have to wait: nothing written
+            pipe._check_nowait()
         self._write_rows_nowait(rows)  # first: if this pipe is full, nothing is written
         for pipe in self.subscribers:
             pipe.write_nowait(rows)
@@ -430,6 +455,8 @@ class Pipe:
             raise PipeError("cannot control cache on input pipes")
         if self.closed:
             raise PipeError("Cannot write to a closed pipe")
+        if not self._has_writer():
+            raise self._abstract()
         rows = self._take_cache()
         if rows is not None:
             await self._send(rows)
@@ -445,10 +472,22 @@ class Pipe:
         Reads stop at the break and set ``end_of_interval``. Propagates to subscribers.
         """
         self._check_writable()
-        await self.flush_cache()
-        await self._close_interval()
+        rows = self._take_cache()
+        if rows is None:
+            await self._close_interval()
+        else:  # the cached rows and the break in one step: a reader sees them in one read
+            for pipe in self.subscribers:
+                await pipe.write(rows)
+            await self._write_rows_then_break(rows)
         for pipe in self.subscribers:
             await pipe.close_interval()
+
+    async def _write_rows_then_break(self, rows: np.ndarray) -> None:
+        """Transport hook: write ``rows`` and the break after them so that no read can
+        return the rows without the break (a transport overrides it when the default, two
+        steps, could let a reader in between)."""
+        await self._write_rows(rows)
+        await self._close_interval()
 
     def close_interval_nowait(self) -> None:
         """:meth:`close_interval` without waiting (flushes the cache without waiting)."""
@@ -631,6 +670,16 @@ class OutputPipe(Pipe):
 
     async def _write_rows(self, rows: np.ndarray) -> None:
         await self._wire().send(rows)
+
+    async def _write_rows_then_break(self, rows: np.ndarray) -> None:
+        if type(self)._write_rows is OutputPipe._write_rows:  # the stream transport
+            await self._wire().send(rows, then_break=True)
+        else:
+            await super()._write_rows_then_break(rows)
+
+    def _check_nowait(self) -> None:
+        if type(self)._write_rows_nowait is OutputPipe._write_rows_nowait:  # a stream pipe
+            self._wire().ready()
 
     def _write_rows_nowait(self, rows: np.ndarray) -> None:
         self._wire().send_nowait(rows)

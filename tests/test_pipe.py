@@ -172,9 +172,8 @@ async def test_bare_pipe_methods_are_abstract(make: Callable[[], Pipe]) -> None:
     abstract(lambda: pipe.write_nowait(ROWS))
     await aabstract(pipe.close_interval)
     abstract(pipe.close_interval_nowait)
-    # a cached write reaches the transport when the cache is flushed
-    pipe.enable_cache(2)
-    await pipe.write(ROWS[:1])
+    # caching needs a transport too (Joule's own tests pin this)
+    abstract(lambda: pipe.enable_cache(2))
     await aabstract(pipe.flush_cache)
     # nothing was marked closed, consumed or failed by the refusals
     assert pipe.closed is False

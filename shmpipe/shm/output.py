@@ -71,6 +71,7 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
         self._owner_arg = owner
         self._reserved = 0  # rows handed out by reserve() and not committed
         self._reserved_at = 0
+        self._break_owed = False
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Hand the end over (see ``shm/end.py``): the process that unpickles it becomes the
@@ -122,7 +123,8 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
             seg.release()
         self._reserved = 0
 
-    def _put(self, want: int, limit: int, put: Callable[[np.ndarray, int], None]) -> int:
+    def _put(self, want: int, limit: int, put: Callable[[np.ndarray, int], None],
+             then_break: bool = False) -> int:
         """Under the mutex: if ``want`` rows are free, let ``put(view, k)`` fill up to
         ``limit`` rows in the ring and commit them; return how many (0: none, the writer is
         now marked asleep). The copy happens under the mutex, so no other process can take
@@ -139,6 +141,10 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
                 w = int(h.write)
                 put(seg.rows(w, w + k), k)
                 woken = ring.commit(h, k)
+                if then_break:  # in the same critical section: no read sees one alone
+                    more = ring.add_boundary(h)
+                    self._break_owed = more is None
+                    woken = sorted(set(woken) | set(more or []))
             owners = [int(h.readers[i].owner) for i in woken]
         finally:
             seg.release()
@@ -203,6 +209,20 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
     async def _close_interval(self) -> None:
         while not self._add_boundary():
             await self._sleep()
+
+    async def _write_rows_then_break(self, rows: np.ndarray) -> None:
+        """Rows and the break after them in one critical section (when the block fits)."""
+        n = len(rows)
+        if n > self._role.seg.capacity:
+            await self._write_rows(rows)
+            await self._close_interval()
+            return
+        self._reserved = 0
+        self._break_owed = False
+        while not self._put(n, n, _copier(rows), then_break=True):
+            await self._sleep()
+        if self._break_owed:  # the boundary table was full: wait for room like any break
+            await self._close_interval()
 
     def _close_interval_nowait(self) -> None:
         if not self._add_boundary():

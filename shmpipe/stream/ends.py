@@ -175,23 +175,26 @@ class WireOut:
             self.writer = await self.factory()
         return self.writer
 
-    def _ready(self) -> Any:
+    def ready(self) -> Any:
         if self.writer is None:
             raise PipeError(f"pipe {self.name!r} is not connected yet (its writer_factory "
                             "runs at the first awaited write): use await write()")
         return self.writer
 
-    async def send(self, rows: np.ndarray) -> None:
-        """Write ``rows`` (already checked by the pipe: no break-like row) and wait for the
-        stream to drain below its high-water mark (backpressure)."""
+    async def send(self, rows: np.ndarray, then_break: bool = False) -> None:
+        """Write ``rows`` (already checked by the pipe: no break-like row), and the break
+        token after them in the same write if ``then_break``; wait for the stream to drain
+        below its high-water mark (backpressure)."""
         data = codec.view(rows)
+        if then_break:
+            data = memoryview(bytes(data) + self.token)
         writer = await self._open()
         writer.write(data)
         await writer.drain()
 
     def send_nowait(self, rows: np.ndarray) -> None:
         data = codec.view(rows)
-        self._ready().write(data)
+        self.ready().write(data)
 
     async def send_break(self) -> None:
         writer = await self._open()
@@ -199,7 +202,7 @@ class WireOut:
         await writer.drain()
 
     def send_break_nowait(self) -> None:
-        self._ready().write(self.token)
+        self.ready().write(self.token)
 
     async def close(self) -> None:
         writer, self.writer = self.writer, None

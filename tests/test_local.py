@@ -982,3 +982,28 @@ def test_enable_cache_bad_size(bad: int) -> None:
     pipe = LocalPipe(LAYOUT)
     with pytest.raises(PipeError, match="at least 1"):
         pipe.enable_cache(bad)
+
+
+async def test_close_interval_sends_cached_rows_and_the_break_in_one_read() -> None:
+    """A reader waiting while close_interval flushes the cache sees the rows and the break
+    in one read (two steps would let it read the rows, then an empty read for the break)."""
+    import shmpipe as _shmpipe
+
+    pipe = _shmpipe.LocalPipe("float32_2")
+    pipe.enable_cache(10)
+    await pipe.write([[1, 0.0, 0.0], [2, 0.0, 0.0]])
+    reader = asyncio.ensure_future(pipe.read())
+    await asyncio.sleep(0)  # the reader waits
+    await pipe.close_interval()
+    data = await reader
+    assert list(data["timestamp"]) == [1, 2] and data.end_of_interval
+
+
+async def test_write_nowait_refuses_when_a_subscriber_would_have_to_wait() -> None:
+    import shmpipe as _shmpipe
+
+    pipe = _shmpipe.LocalPipe("float32_2")
+    pipe.subscribe(_shmpipe.OutputPipe())  # no transport: it cannot take rows at once
+    with pytest.raises(_shmpipe.PipeError, match="abstract"):
+        pipe.write_nowait([[1, 0.0, 0.0]])
+    assert len(pipe.read_nowait()) == 0, "the pipe kept rows of a refused write"

@@ -63,3 +63,9 @@ def test_producer_and_consumer_snippets_in_either_order(
         finish(run(tmp_path / "producer.py"))  # done before any consumer: the rows wait
         c = run(tmp_path / "consumer.py")
     assert finish(c).strip() == "2000 rows"
+
+
+def test_stream_pipe_snippet(tmp_path: Any) -> None:
+    code = snippets()["import asyncio, os, numpy as np, shmpipe"]
+    (tmp_path / "stream.py").write_text(code)
+    assert finish(run(tmp_path / "stream.py")).strip() == "[1000 2000] True"

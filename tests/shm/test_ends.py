@@ -477,3 +477,17 @@ async def test_every_input_opened_before_a_write_receives_it(pname: str) -> None
     await out.close()
     for inp in ins:
         await inp.close()
+
+
+@arun
+async def test_close_interval_sends_cached_rows_and_the_break_in_one_read(pname: str) -> None:
+    async with shmpipe.open_output(pname, LAYOUT, capacity=100) as out:
+        inp = shmpipe.open_input(pname)
+        out.enable_cache(10)
+        await out.write(rows(0, 3))
+        assert len(inp.read_nowait()) == 0  # still in the cache
+        await out.close_interval()
+        data = inp.read_nowait()
+        assert list(data["timestamp"]) == list(rows(0, 3)["timestamp"])
+        assert data.end_of_interval
+        await inp.close()

@@ -22,11 +22,16 @@ def token(dtype: np.dtype) -> bytes:
 
 
 def break_rows(rows: np.ndarray) -> np.ndarray:
-    """Indices of the rows of ``rows`` (structured) whose bytes are all zero."""
-    if len(rows) == 0:
-        return np.empty(0, np.intp)
-    raw = np.ascontiguousarray(rows).view(np.uint8).reshape(len(rows), rows.dtype.itemsize)
-    return np.flatnonzero(~raw.any(axis=1))
+    """Indices of the rows of ``rows`` (structured) whose bytes are all zero.
+
+    Only rows with timestamp 0 can be breaks: the timestamp column is scanned first (one
+    int64 compare per row), and only those candidates are checked byte by byte."""
+    candidates = np.flatnonzero(rows["timestamp"] == 0)
+    if len(candidates) == 0:
+        return candidates
+    raw = np.ascontiguousarray(rows[candidates]).view(np.uint8)
+    zero = ~raw.reshape(len(candidates), rows.dtype.itemsize).any(axis=1)
+    return candidates[zero]
 
 
 def encode(rows: np.ndarray) -> bytes:

@@ -265,3 +265,28 @@ def test_any_cuts_any_buffer_through_a_real_pipe(items: list[Any], cuts: list[in
         return got, breaks
 
     assert asyncio.run(run()) == expected
+
+
+async def test_tcp_loopback_stream() -> None:
+    got: asyncio.Future[tuple[np.ndarray, list[tuple[int, bool]]]] = \
+        asyncio.get_running_loop().create_future()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        inp = InputPipe(layout=LAYOUT, reader=reader, buffer_size=64)
+        got.set_result(await drain(inp))
+        await inp.close()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    out = OutputPipe(layout=LAYOUT, writer=writer)
+    await out.write(rows(0, 1000))
+    await out.close_interval()
+    await out.write(rows(1000, 10))
+    await out.close()
+    data, reads = await asyncio.wait_for(got, 10)
+    np.testing.assert_array_equal(data, rows(0, 1010))
+    assert sum(n for n, _ in reads) == 1010 and any(eoi for _, eoi in reads)
+    server.close()
+    await server.wait_closed()

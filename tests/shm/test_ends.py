@@ -64,7 +64,7 @@ async def test_open_either_end_first_and_layout_mismatch_names_both(pname: str) 
 
 def test_open_input_without_layout_needs_an_existing_pipe(pname: str) -> None:
     with pytest.raises(shmpipe.PipeError, match="no pipe named"):
-        shmpipe.open_input(pname)
+        shmpipe.open_input(pname, wait=0)
     assert leftovers(pname) == []
 
 

@@ -277,7 +277,7 @@ def test_reader_process_opens_the_pipe_first(pipe_names: Any, children: Any) -> 
     the writer process that comes later keeps it and the reader gets the whole stream."""
     name = pipe_names()
     with pytest.raises(PipeError, match="no pipe named"):
-        shmpipe.open_input(pipe_names())  # no layout, no pipe: nothing to attach to
+        shmpipe.open_input(pipe_names(), wait=0)  # no layout, no pipe: nothing to attach to
 
     ready = events(1)
     qr, qw = ctx().Queue(), ctx().Queue()

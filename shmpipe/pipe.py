@@ -135,12 +135,15 @@ class Pipe:
 
     def _has_writer(self) -> bool:
         """Whether a transport implements writing (a bare Pipe does not)."""
-        return type(self)._write_rows is not Pipe._write_rows
+        cls = type(self)
+        return cls._write_rows is not Pipe._write_rows or cls.write is not Pipe.write
 
     def _check_nowait(self) -> None:
         """Raise PipeError unless this pipe can take rows without waiting (a subscriber of a
         ``write_nowait`` must): by default, unless it has no transport."""
-        if not self._has_writer():
+        cls = type(self)
+        if (cls._write_rows_nowait is Pipe._write_rows_nowait
+                and cls.write_nowait is Pipe.write_nowait):
             raise self._abstract()
 
     def _apply_dtype(self, data: Any) -> np.ndarray | None:
@@ -379,6 +382,9 @@ class Pipe:
         if rows is None:
             return
         if self._cache is not None:
+            if self._cache_index + len(rows) >= len(self._cache):  # a flush is coming: can it?
+                for pipe in (self, *self.subscribers):
+                    pipe._check_nowait()
             self._cached_write_nowait(rows)
         else:
             self._send_nowait(rows)
@@ -462,9 +468,17 @@ class Pipe:
             await self._send(rows)
 
     def _flush_cache_nowait(self) -> None:
+        cache, index = self._cache, self._cache_index
         rows = self._take_cache()
-        if rows is not None:
+        if rows is None:
+            return
+        try:
             self._send_nowait(rows)
+        except BaseException:  # nothing sent: the cached rows stay cached
+            assert cache is not None
+            self._cache, self._cache_index = cache, index
+            self._cache_bytes = cache.view(np.uint8).data
+            raise
 
     async def close_interval(self) -> None:
         """Mark a break in the stream after the rows written so far (flushing the cache).
@@ -678,7 +692,10 @@ class OutputPipe(Pipe):
             await super()._write_rows_then_break(rows)
 
     def _check_nowait(self) -> None:
-        if type(self)._write_rows_nowait is OutputPipe._write_rows_nowait:  # a stream pipe
+        cls = type(self)
+        if cls.write_nowait is not Pipe.write_nowait:  # it writes its own way
+            return
+        if cls._write_rows_nowait is OutputPipe._write_rows_nowait:  # a stream pipe
             self._wire().ready()
 
     def _write_rows_nowait(self, rows: np.ndarray) -> None:

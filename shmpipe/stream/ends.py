@@ -167,12 +167,14 @@ class WireOut:
         self.writer = writer
         self.factory = factory
         self.name = name
+        self.sent = False
 
     async def _open(self) -> Any:
         if self.writer is None:
             if self.factory is None:
                 raise PipeError(f"pipe {self.name!r} has no writer and no writer_factory")
             self.writer = await self.factory()
+        self.sent = True
         return self.writer
 
     def ready(self) -> Any:
@@ -185,23 +187,36 @@ class WireOut:
         """Write ``rows`` (already checked by the pipe: no break-like row), and the break
         token after them in the same write if ``then_break``; wait for the stream to drain
         below its high-water mark (backpressure)."""
-        data = codec.view(rows)
-        if then_break:
-            data = memoryview(bytes(data) + self.token)
         writer = await self._open()
+        data = self._bytes(writer, rows)
+        if then_break:
+            data = bytes(data) + self.token
         writer.write(data)
         await writer.drain()
 
     def send_nowait(self, rows: np.ndarray) -> None:
-        data = codec.view(rows)
-        self.ready().write(data)
+        writer = self.ready()
+        writer.write(self._bytes(writer, rows))
+
+    @staticmethod
+    def _bytes(writer: Any, rows: np.ndarray) -> bytes | memoryview:
+        """A byte view of ``rows`` for a writer whose transport copies what it cannot send at
+        once (OS pipes from writer_factory); a copy for others (socket transports may keep
+        the view, and the caller may refill its array after ``write`` returns)."""
+        if getattr(writer, "copies_unsent", False):
+            return codec.view(rows)
+        return codec.pack(rows)
 
     async def send_break(self) -> None:
+        if self.writer is None and not self.sent:
+            return  # nothing written yet, so no interval to close (as Joule's OutputPipe)
         writer = await self._open()
         writer.write(self.token)
         await writer.drain()
 
     def send_break_nowait(self) -> None:
+        if self.writer is None and not self.sent:
+            return
         self.ready().write(self.token)
 
     async def close(self) -> None:

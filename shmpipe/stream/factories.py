@@ -29,25 +29,33 @@ class FdReader:
         _grow(fd)
         self.fd = fd
         self._eof = False
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
 
     async def _readable(self) -> None:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
+        fd = self.fd
 
         def ready() -> None:
             if not fut.done():
                 fut.set_result(None)
 
-        loop.add_reader(self.fd, ready)
+        loop.add_reader(fd, ready)
+        self._waiter = (loop, fut)
         try:
             await fut
         finally:
-            loop.remove_reader(self.fd)
+            self._waiter = None
+            if self.fd == fd:  # else close() unregistered it before closing the descriptor
+                loop.remove_reader(fd)
 
     async def readinto(self, view: memoryview) -> int:
         """Read up to ``len(view)`` bytes into ``view``, waiting (in the event loop) until
         some are there; 0 at the end of the stream. Cancelling the wait reads nothing."""
         while True:
+            if self.fd < 0:  # closed (maybe while we waited): the end of the stream
+                self._eof = True
+                return 0
             try:
                 n = os.readv(self.fd, [view])
             except BlockingIOError:
@@ -67,8 +75,14 @@ class FdReader:
         return self._eof
 
     def close(self) -> None:
+        """Close the descriptor; a read waiting on it returns the end of the stream."""
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
+            if self._waiter is not None:
+                loop, fut = self._waiter
+                loop.remove_reader(fd)
+                if not fut.done():
+                    fut.set_result(None)
             os.close(fd)
 
 
@@ -96,6 +110,8 @@ def writer_factory(fd: int) -> Callable[[], Awaitable[asyncio.StreamWriter]]:
         dest = open(fd, "wb", 0, closefd=True)  # noqa: SIM115 (the transport owns it)
         protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader())
         transport, _ = await loop.connect_write_pipe(lambda: protocol, dest)
-        return asyncio.StreamWriter(transport, protocol, None, loop)
+        writer = asyncio.StreamWriter(transport, protocol, None, loop)
+        writer.copies_unsent = True  # type: ignore[attr-defined]  # a pipe transport copies
+        return writer
 
     return open_writer

@@ -290,3 +290,81 @@ async def test_tcp_loopback_stream() -> None:
     assert sum(n for n, _ in reads) == 1010 and any(eoi for _, eoi in reads)
     server.close()
     await server.wait_closed()
+
+
+async def test_closing_an_input_wakes_its_waiting_read_and_unregisters_the_fd() -> None:
+    inp, out = os_pipe_pair()
+    await out.write(rows(0, 1))
+    assert len(await inp.read()) == 1
+    inp.consume(1)
+    task = asyncio.ensure_future(inp.read())
+    await asyncio.sleep(0.02)  # the read waits on the descriptor
+    assert not task.done()
+    await inp.close()
+    with pytest.raises((EmptyPipeError, PipeError)):
+        await asyncio.wait_for(task, 1)
+    fd_r, fd_w = os.pipe()  # the closed fd number may come back: it must be watched again
+    again = InputPipe(layout=LAYOUT, reader_factory=shmpipe.reader_factory(fd_r))
+    os.write(fd_w, rows(5, 2).tobytes())
+    assert len(await asyncio.wait_for(again.read(), 1)) == 2
+    os.close(fd_w)
+    await again.close()
+    await out.close()
+
+
+async def test_a_refilled_array_is_sent_as_it_was_when_written_over_a_socket() -> None:
+    a, b = socket.socketpair()
+    reader, _a_writer = await asyncio.open_unix_connection(sock=a)
+    _b_reader, writer = await asyncio.open_unix_connection(sock=b)
+    inp = InputPipe(layout=LAYOUT, reader=reader, buffer_size=100_000)
+    out = OutputPipe(layout=LAYOUT, writer=writer)
+    received = asyncio.ensure_future(drain(inp))
+    block = rows(0, 50_000)
+    await out.write(block)
+    block["timestamp"] += 1_000_000  # the producer reuses its array at once
+    await out.close()
+    data, _ = await received
+    np.testing.assert_array_equal(data["timestamp"], rows(0, 50_000)["timestamp"])
+    await inp.close()
+
+
+async def test_write_nowait_with_a_cache_keeps_the_cached_rows_when_it_cannot_send() -> None:
+    fd_r, fd_w = os.pipe()
+    out = OutputPipe(layout=LAYOUT, writer_factory=shmpipe.writer_factory(fd_w))
+    out.enable_cache(2)
+    out.write_nowait(rows(0, 1))  # cached
+    with pytest.raises(PipeError, match="not connected"):
+        out.write_nowait(rows(1, 1))  # a flush is due and the writer is not open yet
+    await out.write(rows(1, 1))  # now it opens: both rows go
+    await out.close()
+    inp = InputPipe(layout=LAYOUT, reader_factory=shmpipe.reader_factory(fd_r))
+    data, _ = await drain(inp)
+    np.testing.assert_array_equal(data, rows(0, 2))
+    await inp.close()
+
+
+async def test_a_break_before_any_write_is_a_no_op_as_in_joule() -> None:
+    inp, out = os_pipe_pair()
+    out.close_interval_nowait()
+    await out.close_interval()
+    await out.write(rows(0, 2))
+    await out.close()
+    _, reads = await drain(inp)
+    assert reads == [(2, False)]
+    await inp.close()
+
+
+async def test_a_subscriber_with_its_own_write_nowait_is_accepted() -> None:
+    class Recorder(OutputPipe):
+        def __init__(self) -> None:
+            super().__init__(layout=LAYOUT)
+            self.got: list[int] = []
+
+        def write_nowait(self, data: Any) -> None:
+            self.got.extend(int(t) for t in data["timestamp"])
+
+    pipe = shmpipe.LocalPipe(LAYOUT)
+    sub = Recorder()
+    pipe.subscribe(sub)
+    pipe.write_nowait(rows(0, 2))
+    assert sub.got == [1, 2]

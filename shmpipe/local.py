@@ -97,13 +97,15 @@ class LocalPipe(Pipe):
     def _full(self) -> bool:
         return self.write_limit > 0 and len(self._queue) >= self.write_limit
 
-    async def _write_rows(self, rows: np.ndarray) -> None:
+    async def _write_rows(self, rows: np.ndarray, then_break: bool = False) -> None:
         while self._full() and not self.closed:
             self._room.clear()
             await self._room.wait()
         if self.closed:
             raise PipeError("Cannot write to a closed pipe")
         self._append(rows)
+        if then_break:
+            self._add_boundary()  # no await in between: a reader sees the rows and the break
         await asyncio.sleep(0)
 
     def _write_rows_nowait(self, rows: np.ndarray) -> None:
@@ -124,14 +126,7 @@ class LocalPipe(Pipe):
         self._add_boundary()
 
     async def _write_rows_then_break(self, rows: np.ndarray) -> None:
-        while self._full() and not self.closed:
-            self._room.clear()
-            await self._room.wait()
-        if self.closed:
-            raise PipeError("Cannot write to a closed pipe")
-        self._append(rows)
-        self._add_boundary()  # no await in between: a reader sees the rows and the break
-        await asyncio.sleep(0)
+        await self._write_rows(rows, then_break=True)
 
     def _close_interval_nowait(self) -> None:
         self._add_boundary()

@@ -239,3 +239,31 @@ class ShmEnd:
 
     def _finish(self) -> None:
         self._finalizer()
+
+    def _continue(self, h: Header, inherited: int) -> None:
+        """With the mutex held: record this end (under its new owner id) in the header in
+        place of ``inherited``; PipeError if that is not allowed (ring.py decides)."""
+        raise NotImplementedError
+
+    def _adopt(self) -> None:
+        """Take over an end inherited through fork, or raise if this end is not usable.
+        A refused takeover changes nothing and may be tried again."""
+        if self.closed:
+            raise PipeError(f"pipe {self.name!r} is closed")
+        role = self._role
+        role.check_usable()
+        seg = role.seg
+        seg.reopen_lock()
+        try:
+            seg.acquire()
+            h = seg.header
+            inherited = role.owner
+            role.adopt(h)
+            try:
+                self._continue(h, inherited)
+            except BaseException:
+                role.unregister(role.owner)
+                role.owner, role.inherited = inherited, True
+                raise
+        finally:
+            seg.release()

@@ -110,28 +110,10 @@ class ShmInputPipe(ShmEnd, InputPipe):
             ring.check_reader(h, role.slot, role.owner)
         return h
 
-    def _adopt(self) -> None:
-        """Take over an end inherited through fork, or raise if this end is not usable."""
-        if self.closed:
-            raise PipeError(f"pipe {self.name!r} is closed")
+    def _continue(self, h: Header, inherited: int) -> None:
         role = self._role
-        role.check_usable()
-        role.seg.reopen_lock()
-        seg = role.seg
-        try:
-            seg.acquire()
-            h = seg.header
-            inherited = role.owner
-            role.adopt(h)
-            try:
-                ring.take_over_reader(h, role.slot, inherited, role.owner, os.getpid(),
-                                      self._cursor.consumed, self._role.bseq)
-            except BaseException:
-                role.unregister(role.owner)
-                role.owner, role.inherited = inherited, True  # may be tried again
-                raise
-        finally:
-            seg.release()
+        ring.take_over_reader(h, role.slot, inherited, role.owner, os.getpid(),
+                              self._cursor.consumed, role.bseq)
         self._cursor.read_end = self._cursor.consumed  # as after unpickling
         self._cursor.reread = False
         self._publish_due = True

@@ -99,28 +99,9 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
             ring.check_writer(h, role.owner)
         return h
 
-    def _adopt(self) -> None:
-        """Take over an end inherited through fork, or raise if this end is not usable."""
-        if self.closed:
-            raise PipeError(f"pipe {self.name!r} is closed")
+    def _continue(self, h: Header, inherited: int) -> None:
         role = self._role
-        role.check_usable()
-        role.seg.reopen_lock()
-        seg = role.seg
-        try:
-            seg.acquire()
-            h = seg.header
-            inherited = role.owner
-            role.adopt(h)
-            try:
-                ring.claim_writer(h, role.owner, os.getpid(), inherited, role.alive,
-                                  time.monotonic_ns())
-            except BaseException:
-                role.unregister(role.owner)
-                role.owner, role.inherited = inherited, True  # may be tried again
-                raise
-        finally:
-            seg.release()
+        ring.claim_writer(h, role.owner, os.getpid(), inherited, role.alive, time.monotonic_ns())
         self._reserved = 0
 
     def _put(self, want: int, limit: int, put: Callable[[np.ndarray, int], None],

@@ -3,14 +3,21 @@
 from .ends import ShmInputPipe, ShmOutputPipe, open_input, open_output, unlink
 from .header import MAX_BOUNDARIES, MAX_READERS
 from .names import list_pipes
+from .survey import Cleaned, PipeInfo, ReaderInfo, clean, survey, survey_all
 
 __all__ = [
     "MAX_BOUNDARIES",
     "MAX_READERS",
+    "Cleaned",
+    "PipeInfo",
+    "ReaderInfo",
     "ShmInputPipe",
     "ShmOutputPipe",
+    "clean",
     "list_pipes",
     "open_input",
     "open_output",
+    "survey",
+    "survey_all",
     "unlink",
 ]

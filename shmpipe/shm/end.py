@@ -155,7 +155,7 @@ class Role:
                     h = seg.header
                     self.reap(h)
                     if not self.reader:
-                        woken = ring.close_writer(h, self.owner) or []
+                        woken = ring.close_writer(h, self.owner, time.monotonic_ns()) or []
                     elif ring.owns(h, self.slot, self.owner):
                         s = h.readers[self.slot]
                         consumed, bseq = int(s.cursor), int(s.bseq)

@@ -26,19 +26,27 @@ Pids are kept for messages only::
 process: the role counts as alive until then even if no process holds its lock.
 ``reserved`` is the end of the rows the writer has handed out with ``reserve()`` and not yet
 committed (0: none): no other writer may take the pipe over while a live writer holds them.
+
+Counters (for monitoring: ``survey.py`` reads them without taking the mutex) are updated in
+the same critical sections: rows and blocks written, boundaries (intervals), rows read and
+time spent waiting per reader, time the writer spent blocked on a full ring
+(``writer_blocked_ns`` plus the episode in progress since ``writer_blocked_since``), the
+creation and last-write times. Times are CLOCK_MONOTONIC ns, one clock for all processes of
+the host.
 """
 
 from __future__ import annotations
 
 import ctypes
 import secrets
+import time
 
 from ..errors import PipeError
 from ..layout import compute_dtype
 from .mirror import PAGE, page_round
 
 MAGIC = b"SHMPIPE\x00"
-VERSION = 2
+VERSION = 3  # 3: counters for `shmpipe ls/stat/top` (times, last write)
 MAX_READERS = 64
 MAX_BOUNDARIES = 1024
 LAYOUT_BYTES = 32
@@ -64,6 +72,7 @@ class ReaderSlot(ctypes.Structure):
         ("bseq", u64),  # boundaries passed
         ("rows_read", u64),
         ("reads", u64),
+        ("wait_ns", u64),  # time spent waiting for rows (published at its next read)
     ]
 
 
@@ -104,6 +113,11 @@ class Header(ctypes.Structure):
         ("takeovers", u64),
         ("readers_reaped", u64),
         ("lock_recoveries", u64),
+        # CLOCK_MONOTONIC ns (one clock for every process of the host)
+        ("created_ns", u64),
+        ("last_write_ns", u64),  # the last commit
+        ("writer_blocked_ns", u64),  # time the writer waited for room, episodes that ended
+        ("writer_blocked_since", u64),  # start of the episode in progress, or 0
         ("readers", ReaderSlot * MAX_READERS),
         ("boundaries", u64 * MAX_BOUNDARIES),
     ]
@@ -130,6 +144,7 @@ def initialize(h: Header, layout: str, capacity: int) -> None:
     h.ring_bytes = ring_bytes
     h.max_readers = MAX_READERS
     h.max_boundaries = MAX_BOUNDARIES
+    h.created_ns = time.monotonic_ns()
     # owner ids start at a random point, so that ids (and the doorbell paths named after
     # them) of a pipe created again under the same name never meet the old ones
     h.next_id = secrets.randbits(40) << 8

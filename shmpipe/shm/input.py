@@ -51,6 +51,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
         self._quiet_since = 0.0
         self._publish_due = False
         self._seen: tuple[int, int, int] = (0, 0, 0)
+        self._wait_owed = 0  # ns spent waiting, not yet counted in the header
         role = Role(seg, trusted, reader=True)
         role.cursor = self._cursor
         try:
@@ -127,6 +128,9 @@ class ShmInputPipe(ShmEnd, InputPipe):
         wake = 0
         try:
             h = self._enter()
+            if self._wait_owed:
+                ring.reader_waited(h, self._role.slot, self._wait_owed)
+                self._wait_owed = 0
             if self._publish_due:
                 if ring.publish(h, self._role.slot, self._cursor.consumed, self._role.bseq):
                     wake = int(h.writer_id)
@@ -203,16 +207,27 @@ class ShmInputPipe(ShmEnd, InputPipe):
     async def _wait_for_news(self) -> None:
         loop = asyncio.get_running_loop()
         others_ready = bool(getattr(loop, "_ready", None))  # never spin while others could run
-        if self._prepare_sleep(others_ready):
-            bell = self._role.bell
-            assert bell is not None
-            if await bell.wait(LIVENESS_PERIOD):
-                self._note_gap(self._quiet_since)
-            else:
-                self._gap = LIVENESS_PERIOD
-                self._check_writer()  # quiet for a while: is the writer still there?
+        start = time.monotonic_ns()
+        try:
+            if self._prepare_sleep(others_ready):
+                bell = self._role.bell
+                assert bell is not None
+                if await bell.wait(LIVENESS_PERIOD):
+                    self._note_gap(self._quiet_since)
+                else:
+                    self._gap = LIVENESS_PERIOD
+                    self._check_writer()  # quiet for a while: is the writer still there?
+        finally:
+            self._wait_owed += time.monotonic_ns() - start
 
     def _wait_for_news_sync(self, timeout: float | None) -> bool:
+        start = time.monotonic_ns()
+        try:
+            return self._wait_sync(timeout)
+        finally:
+            self._wait_owed += time.monotonic_ns() - start
+
+    def _wait_sync(self, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if not self._prepare_sleep():

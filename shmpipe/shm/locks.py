@@ -83,3 +83,10 @@ def held_elsewhere(fd: int, offset: int) -> bool:
 def alive(fd: int, owner: int) -> bool:
     """True if some end (other than one using ``fd``'s description) holds ``owner``'s lock."""
     return owner > 0 and held_elsewhere(fd, ID_BASE + owner)
+
+
+def any_alive(fd: int) -> bool:
+    """True if a description other than ``fd``'s holds the liveness lock of any owner id
+    (a lock anywhere from ID_BASE to the end of the file)."""
+    got = fcntl.fcntl(fd, _GETLK, struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, ID_BASE, 0, 0))
+    return struct.unpack(_FLOCK, got)[0] != fcntl.F_UNLCK

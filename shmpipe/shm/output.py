@@ -20,9 +20,16 @@ from .segment import DEFAULT_MODE, open_continued, open_segment, trusted_uids
 
 log = logging.getLogger("shmpipe")
 
+SLOW_READER_WARNING = 10.0  # seconds blocked by one reader before the writer logs a warning
+
 
 class ShmOutputPipe(ShmEnd, OutputPipe):
-    """The writing end of a shared-memory pipe (see :func:`shmpipe.open_output`)."""
+    """The writing end of a shared-memory pipe (see :func:`shmpipe.open_output`).
+
+    ``slow_reader_warning``: seconds (default 10) a write may stay blocked on a full ring
+    before one warning is logged (logger ``shmpipe``) naming the pid of the reader furthest
+    behind; None: never warn.
+    """
 
     def __init__(
         self,
@@ -72,6 +79,8 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
         self._reserved = 0  # rows handed out by reserve() and not committed
         self._reserved_at = 0
         self._break_owed = False
+        self._warned_episode = 0
+        self.slow_reader_warning: float | None = SLOW_READER_WARNING
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Hand the end over (see ``shm/end.py``): the process that unpickles it becomes the
@@ -114,14 +123,15 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
         woken: list[int] = []
         try:
             h = self._enter()
-            free, woken = ring.writer_wait(h, want)
+            now = time.monotonic_ns()
+            free, woken = ring.writer_wait(h, want, now)
             if free < want:
                 k = 0
             else:
                 k = min(free, limit)
                 w = int(h.write)
                 put(seg.rows(w, w + k), k)
-                woken = ring.commit(h, k)
+                woken = ring.commit(h, k, now)
                 if then_break:  # in the same critical section: no read sees one alone
                     more = ring.add_boundary(h)
                     self._break_owed = more is None
@@ -135,7 +145,8 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
 
     async def _sleep(self) -> None:
         """Wait for a reader to make room (its doorbell ring); every LIVENESS_PERIOD without
-        one, release readers that died."""
+        one, release readers that died, and warn once per blocked episode longer than
+        ``slow_reader_warning`` seconds, naming the reader that holds the writer back."""
         bell = self._role.bell
         assert bell is not None
         if not await bell.wait(LIVENESS_PERIOD):
@@ -143,6 +154,19 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
             try:
                 h = self._enter()
                 self._role.reap(h)
+                since = int(h.writer_blocked_since)
+                slot = ring.slowest_reader(h)
+                limit = self.slow_reader_warning
+                if (since and since != self._warned_episode and slot is not None
+                        and limit is not None
+                        and time.monotonic_ns() - since >= limit * 1e9):
+                    self._warned_episode = since
+                    r = h.readers[slot]
+                    log.warning(
+                        "pipe %r: the writer (pid %d) has been blocked for %.1f s by a slow "
+                        "reader: pid %d is %d rows behind (the ring holds %d)",
+                        self.name, os.getpid(), (time.monotonic_ns() - since) / 1e9,
+                        r.pid, h.write - r.cursor, h.capacity)
             finally:
                 seg.release()
 
@@ -216,9 +240,8 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
         seg = self._role.seg
         try:
             h = self._enter()
-            woken = ring.add_boundary(h)
+            woken = ring.writer_break(h, time.monotonic_ns())
             if woken is None:
-                h.writer_sleeping = 1
                 return False
             owners = [int(h.readers[i].owner) for i in woken]
         finally:
@@ -273,7 +296,7 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
             owners: list[int] = []
             try:
                 h = self._enter()
-                free, woken = ring.writer_wait(h, n)
+                free, woken = ring.writer_wait(h, n, time.monotonic_ns())
                 owners = [int(h.readers[i].owner) for i in woken]
                 if free >= n:
                     ring.reserve(h, self._role.owner, n)
@@ -315,7 +338,7 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
             if h.write != self._reserved_at or h.reserved < h.write + n:
                 raise PipeError(f"pipe {self.name!r}: the reservation was lost "
                                 "(the pipe was written or taken over meanwhile)")
-            woken = ring.commit(h, n)
+            woken = ring.commit(h, n, time.monotonic_ns())
             owners = [int(h.readers[i].owner) for i in woken]
         finally:
             seg.release()

@@ -78,8 +78,9 @@ def unconsumed(h: Header) -> int:
     return int(h.write - tail(h)[0])
 
 
-def commit(h: Header, n: int) -> list[int]:
-    """Publish ``n`` rows already copied into the ring; return the slots to wake.
+def commit(h: Header, n: int, now: int) -> list[int]:
+    """Publish ``n`` rows already copied into the ring at time ``now``; return the slots to
+    wake.
 
     Raises PipeError (and changes nothing) if ``n`` rows do not fit.
     """
@@ -89,22 +90,62 @@ def commit(h: Header, n: int) -> list[int]:
     h.reserved = 0  # a commit (or a write) ends any reservation
     h.rows_written += n
     h.blocks_written += 1
+    h.last_write_ns = now
+    writer_unblocked(h, now)
     return wake_readers(h)
 
 
-def writer_wait(h: Header, need: int) -> tuple[int, list[int]]:
-    """The writer wants ``need`` rows of room: return (free rows, slots to wake).
+def writer_wait(h: Header, need: int, now: int) -> tuple[int, list[int]]:
+    """The writer wants ``need`` rows of room at time ``now``: return (free rows, slots to
+    wake).
 
     When fewer than ``need`` rows are free, the writer is marked asleep (the next reader to
-    consume rings it), and readers asleep are woken: a reader holding unconsumed rows waits for
-    news that only its consuming can bring, so it must see that the writer waits.
+    consume rings it) and blocked since ``now`` (unless already), and readers asleep are
+    woken: a reader holding unconsumed rows waits for news that only its consuming can bring,
+    so it must see that the writer waits.
     """
     free = free_rows(h)
     if free >= need:
+        writer_unblocked(h, now)
         return free, []
-    h.writer_sleeping = 1
+    writer_blocked(h, now)
     h.writer_waits += 1
     return free, wake_readers(h)
+
+
+def writer_blocked(h: Header, now: int) -> None:
+    """The writer cannot go on (no room, or no room for a break): it sleeps until a reader
+    rings it, and a blocked episode starts at ``now`` unless one is in progress."""
+    h.writer_sleeping = 1
+    if not h.writer_blocked_since:
+        h.writer_blocked_since = max(1, now)
+
+
+def writer_unblocked(h: Header, now: int) -> None:
+    """The blocked episode in progress (if any) ends at ``now``; its time is counted."""
+    since = int(h.writer_blocked_since)
+    if since:
+        h.writer_blocked_ns += max(0, now - since)
+        h.writer_blocked_since = 0
+
+
+def blocked_ns(h: Header, now: int) -> int:
+    """Total time the writer has been blocked on a full ring, up to ``now``."""
+    since = int(h.writer_blocked_since)
+    return int(h.writer_blocked_ns) + (max(0, now - since) if since else 0)
+
+
+def slowest_reader(h: Header) -> int | None:
+    """The attached reader furthest behind (the one a blocked writer waits for), or None."""
+    slots = active_slots(h)
+    if not slots:
+        return None
+    return min(slots, key=lambda i: (int(h.readers[i].cursor), i))
+
+
+def reader_waited(h: Header, slot: int, ns: int) -> None:
+    """Count ``ns`` of waiting for rows to reader ``slot``."""
+    h.readers[slot].wait_ns += max(0, ns)
 
 
 def reserve(h: Header, owner: int, n: int) -> None:
@@ -117,6 +158,17 @@ def reserve(h: Header, owner: int, n: int) -> None:
 
 
 # --------------------------------------------------------------------------- boundaries
+def writer_break(h: Header, now: int) -> list[int] | None:
+    """The writer records an interval break at time ``now``: :func:`add_boundary`, and when
+    the boundary table is full (None), the writer is blocked until a reader passes one."""
+    woken = add_boundary(h)
+    if woken is None:
+        writer_blocked(h, now)
+    else:
+        writer_unblocked(h, now)
+    return woken
+
+
 def add_boundary(h: Header) -> list[int] | None:
     """Record an interval boundary at the write position; return the slots to wake.
 
@@ -237,6 +289,20 @@ def reap(h: Header, alive: Alive, now: int) -> list[int]:
     return owners
 
 
+def live_pids(h: Header, alive: Alive, now: int) -> list[int]:
+    """Pids of the registered roles (writer, readers) still alive or in transit at ``now``;
+    changes nothing (a reap does that)."""
+    pids = []
+    if h.writer_state == WRITER_OPEN and role_alive(int(h.writer_id), int(h.writer_transit),
+                                                    alive, now):
+        pids.append(int(h.writer_pid))
+    for i in active_slots(h):
+        s = h.readers[i]
+        if role_alive(int(s.owner), int(s.transit), alive, now):
+            pids.append(int(s.pid))
+    return pids
+
+
 def unused(h: Header) -> bool:
     """No end is registered and no row waits for a reader: the pipe may be unlinked.
     (Reap first: this trusts the registrations.)"""
@@ -278,6 +344,7 @@ def claim_writer(h: Header, owner: int, pid: int, inherited: int | None, alive: 
                             "(one live writer per pipe)")
         if h.writer_state != NO_WRITER:
             h.takeovers += 1
+            writer_unblocked(h, now)  # the old writer's episode ends with it
             if h.write > 0 and last_boundary(h) != h.write:
                 add_boundary(h)  # the new writer's rows start a new interval
     h.reserved = 0
@@ -297,11 +364,12 @@ def hand_over_writer(h: Header, owner: int, deadline: int) -> None:
     h.writer_transit = deadline
 
 
-def close_writer(h: Header, owner: int) -> list[int] | None:
-    """Writer ``owner`` ends the stream; return the readers to wake, or None (and change
-    nothing) if it no longer owns the registration."""
+def close_writer(h: Header, owner: int, now: int) -> list[int] | None:
+    """Writer ``owner`` ends the stream at time ``now``; return the readers to wake, or None
+    (and change nothing) if it no longer owns the registration."""
     if h.writer_id != owner or h.writer_state != WRITER_OPEN:
         return None
+    writer_unblocked(h, now)
     h.writer_state = WRITER_CLOSED
     h.writer_transit = 0
     h.reserved = 0
@@ -328,7 +396,7 @@ def attach(h: Header, owner: int, pid: int) -> int:
     else:
         s.cursor, s.bseq = h.retained, h.retained_bseq
     s.owner, s.pid, s.transit, s.sleeping = owner, pid, 0, 0
-    s.rows_read = s.reads = 0
+    s.rows_read = s.reads = s.wait_ns = 0
     s.state = ACTIVE
     h.readers_hi = max(_hi(h), i + 1)
     return i

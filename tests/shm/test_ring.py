@@ -65,6 +65,8 @@ class RingMachine(RuleBasedStateMachine):
         self.writer = 0  # the model's writer owner id (0: none registered)
         self.writer_state = "none"
         self.reserved = 0
+        self.blocked_since = 0  # the model's blocked episode in progress (0: none)
+        self.blocked_total = 0  # time of the episodes that ended
 
     def alive(self, owner: int) -> bool:
         return owner != 0 and owner not in self.dead
@@ -82,11 +84,22 @@ class RingMachine(RuleBasedStateMachine):
             return
         before = int(h.boundary_count)
         ring.claim_writer(h, me, 1, None, self.alive, self.now)
+        if self.writer_state != "none":
+            self.unblock()  # a replaced writer's episode ends with it
         if self.writer_state != "none" and self.boundaries_end() != int(h.write) and h.write:
             assert h.boundary_count == before + 1, "a replacing writer starts a new interval"
             self.boundaries.append(int(h.write))
         self.writer, self.writer_state, self.reserved = me, "open", 0
         assert h.reserved == 0
+
+    def block(self) -> None:
+        if not self.blocked_since:
+            self.blocked_since = max(1, self.now)
+
+    def unblock(self) -> None:
+        if self.blocked_since:
+            self.blocked_total += max(0, self.now - self.blocked_since)
+            self.blocked_since = 0
 
     def boundaries_end(self) -> int | None:
         return self.boundaries[-1] if self.boundaries else None
@@ -113,23 +126,26 @@ class RingMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.writer_state == "open")
     @rule()
     def close_writer(self) -> None:
-        woken = ring.close_writer(self.h, self.writer)
+        woken = ring.close_writer(self.h, self.writer, self.now)
         assert woken is not None
-        assert ring.close_writer(self.h, self.writer) is None  # once only
+        assert ring.close_writer(self.h, self.writer, self.now) is None  # once only
         self.writer_state, self.reserved = "closed", 0
+        self.unblock()
 
     @rule(n=st.integers(1, 50))
     def write(self, n: int) -> None:
         k = min(n, ring.free_rows(self.h))
         if k == 0:
             with pytest.raises(PipeError):
-                ring.commit(self.h, 1)
+                ring.commit(self.h, 1, self.now)
             return
         w = int(self.h.write)
         idx = np.arange(w, w + k)
         self.data[idx % self.cap] = idx
-        ring.commit(self.h, k)
+        ring.commit(self.h, k, self.now)
         self.reserved = 0
+        self.unblock()
+        assert self.h.last_write_ns == self.now
 
     @precondition(lambda self: self.writer_state == "open" and self.alive(self.writer))
     @rule(n=st.integers(1, 10))
@@ -147,12 +163,14 @@ class RingMachine(RuleBasedStateMachine):
     def writer_waits(self, need: int) -> None:
         for r in self.live.values():
             ring.sleep(self.h, r.slot)
-        free, woken = ring.writer_wait(self.h, need)
+        free, woken = ring.writer_wait(self.h, need, self.now)
         assert free == ring.free_rows(self.h)
         if free < need:
+            self.block()
             assert self.h.writer_sleeping == 1
             assert sorted(woken) == sorted(self.live), "readers must see the writer wait"
         else:
+            self.unblock()
             assert woken == []
             for r in self.live.values():  # the model's sleepers stay asleep: wake them
                 self.h.readers[r.slot].sleeping = 0
@@ -161,10 +179,22 @@ class RingMachine(RuleBasedStateMachine):
     @rule()
     def close_interval(self) -> None:
         before = int(self.h.boundary_count)
-        if ring.add_boundary(self.h) is None:
+        if ring.writer_break(self.h, self.now) is None:
             assert before - ring.tail(self.h)[1] >= MAX_BOUNDARIES
+            assert self.h.writer_sleeping == 1
+            self.block()
         else:
             self.boundaries.append(int(self.h.write))
+            self.unblock()
+
+    @rule(dt=st.sampled_from([1, 7, 100]))
+    def time_passes(self, dt: int) -> None:
+        before = ring.blocked_ns(self.h, self.now)
+        self.now += dt
+        after = ring.blocked_ns(self.h, self.now)
+        assert after >= before
+        if self.blocked_since and self.now - dt >= self.blocked_since:
+            assert after == before + dt
 
     # ------------------------------------------------------------------ readers
     @precondition(lambda self: len(self.live) < 4)
@@ -293,6 +323,15 @@ class RingMachine(RuleBasedStateMachine):
         assert all(ring.owns(h, slot, r.owner) for slot, r in self.live.items())
         assert int(h.reserved) == self.reserved
         check_cursors(h, "model")  # what every process re-checks after a recovery
+        assert ring.blocked_ns(h, self.now) == self.blocked_total + (
+            max(0, self.now - self.blocked_since) if self.blocked_since else 0)
+        slowest = ring.slowest_reader(h)
+        if self.live:
+            assert slowest in self.live
+            assert h.readers[slowest].cursor == min(
+                int(h.readers[i].cursor) for i in self.live)
+        else:
+            assert slowest is None
         assert ring.unused(h) == (
             self.writer_state != "open" and not self.live
             and int(h.write) == self.retained)
@@ -313,7 +352,7 @@ def test_attach_refuses_beyond_max_readers() -> None:
 def test_publish_refuses_moving_back_or_past_write() -> None:
     h = new_header(10)
     slot = ring.attach(h, 1, 1)
-    ring.commit(h, 5)
+    ring.commit(h, 5, 0)
     ring.publish(h, slot, 3, 0)
     with pytest.raises(PipeError, match="bad position"):
         ring.publish(h, slot, 2, 0)
@@ -325,8 +364,8 @@ def test_sleeping_readers_are_woken_once() -> None:
     h = new_header(10)
     a, b = ring.attach(h, 1, 1), ring.attach(h, 2, 1)
     ring.sleep(h, a)
-    assert ring.commit(h, 1) == [a]
-    assert ring.commit(h, 1) == []  # no syscall for readers that are awake
+    assert ring.commit(h, 1, 0) == [a]
+    assert ring.commit(h, 1, 0) == []  # no syscall for readers that are awake
     ring.sleep(h, b)
     assert ring.add_boundary(h) == [b]
 
@@ -335,7 +374,7 @@ def test_reap_releases_dead_readers() -> None:
     h = new_header(4)
     ring.attach(h, 1, 1)
     b = ring.attach(h, 2, 1)
-    ring.commit(h, 4)
+    ring.commit(h, 4, 0)
     ring.publish(h, b, 4, 0)
     assert ring.free_rows(h) == 0  # reader a holds the ring
     assert ring.reap(h, lambda owner: owner == 2, 0) == [1]  # the owner id of slot a

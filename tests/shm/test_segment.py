@@ -250,9 +250,10 @@ def test_any_corrupted_header_gives_pipe_error_or_a_bounded_answer(data: Any) ->
         check_cursors(h, "x")
     except PipeError:
         return
-    for op in (lambda: ring.free_rows(h), lambda: ring.commit(h, 1), lambda: ring.attach(h, 1, 1),
+    for op in (lambda: ring.free_rows(h), lambda: ring.commit(h, 1, 0),
+               lambda: ring.attach(h, 1, 1),
                lambda: ring.add_boundary(h), lambda: ring.reap(h, lambda o: False, 0),
-               lambda: ring.writer_wait(h, 1), lambda: ring.unused(h)):
+               lambda: ring.writer_wait(h, 1, 0), lambda: ring.unused(h)):
         with contextlib.suppress(PipeError):
             op()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import pytest
@@ -409,7 +410,7 @@ class Link(RuleBasedStateMachine):
     @invariant()
     def rows_arrive_once_in_order_and_every_hole_is_a_break(self) -> None:
         got = self.got
-        assert all(a < b for a, b in zip(got, got[1:]))
+        assert all(a < b for a, b in itertools.pairwise(got))
         for i in range(1, len(got)):
             if got[i] != got[i - 1] + 1:
                 assert i in self.bounds, (i, got, self.bounds)

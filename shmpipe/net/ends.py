@@ -605,27 +605,33 @@ class NetOutputPipe(OutputPipe):
             core = self._core
             if core.refused is not None or self._failed or (core.seq == 0 and core.reader == 0):
                 return  # nothing to deliver, or nobody to deliver it to
-            last = core.seq
             if self._end_on_close:
-                await self._send_rows(None, frames.END)
-            elif last == 0:
-                return
-            else:
-                last -= 1
-            await self._delivered(last)
+                await self._finish()
+            elif core.seq:
+                await self._delivered(core.seq - 1)
         finally:
             self._link.close()
             w, self._waiter = self._waiter, None
             if w is not None and not w.done():
                 w.set_result(None)
 
-    async def _delivered(self, seq: int) -> None:
-        """Wait until the reader confirms it received message ``seq`` (asking with PINGs),
-        at most ``timeout`` s without an answer; PipeError then."""
+    async def _finish(self) -> None:
+        """Send the end mark and wait until the reader says it received it; a reader that
+        replaced the one it went to (a restart) is sent another."""
+        core = self._core
+        while not core.ended:
+            readers = core.readers
+            await self._send_rows(None, frames.END)
+            await self._delivered(core.seq - 1, lambda: core.ended or core.readers != readers)
+
+    async def _delivered(self, seq: int, done: Callable[[], bool] | None = None) -> None:
+        """Wait until the reader confirms it received message ``seq`` (or ``done()``),
+        asking with PINGs; at most ``timeout`` s without an answer: PipeError then."""
         core = self._core
         start = time.monotonic()
         asked = -math.inf
-        while not core.delivered(seq):
+        finished = done or (lambda: core.delivered(seq))
+        while not finished():
             self._check_refused()
             now = time.monotonic()
             if now - asked >= self.heartbeat and self._drain() & zmq.POLLOUT:
@@ -633,7 +639,7 @@ class NetOutputPipe(OutputPipe):
                     self._link.sock.send(core.ping(), zmq.NOBLOCK)
                     asked = now
                 continue
-            if core.delivered(seq):
+            if finished():
                 break
             heard = max(start, self._last_heard)
             wake = now + self.heartbeat

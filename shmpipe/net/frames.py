@@ -65,8 +65,9 @@ class Kind(enum.IntEnum):
 
 
 BREAK = 1
-END = 2
+END = 2  # DATA: the stream ends after these rows; ACK: this reader received the end
 FLAGS = BREAK | END
+_ALLOWED = {Kind.DATA: FLAGS, Kind.PING: 0, Kind.ACK: END}
 
 
 class Refusal(enum.IntEnum):
@@ -148,10 +149,9 @@ def decode(frame: bytes | memoryview) -> Header:
         if flags not in {int(r) for r in Refusal}:
             raise FrameError(f"expected a refusal reason of {[int(r) for r in Refusal]}, "
                              f"got {flags}", ours=True, refusal=Refusal.MALFORMED)
-    elif flags & ~(FLAGS if k == Kind.DATA else 0):
-        raise FrameError(f"expected flags within {FLAGS if k == Kind.DATA else 0:#x} for a "
-                         f"{k.name} message, got {flags:#x}", ours=True,
-                         refusal=Refusal.MALFORMED)
+    elif flags & ~_ALLOWED[k]:
+        raise FrameError(f"expected flags within {_ALLOWED[k]:#x} for a {k.name} message, "
+                         f"got {flags:#x}", ours=True, refusal=Refusal.MALFORMED)
     text = raw.rstrip(b"\0")
     try:
         layout = text.decode("ascii")
@@ -251,7 +251,8 @@ class Reader:
         self.acked = self.released
         self.freed = 0
         sid = session if session is not None else self.session or 0
-        return encode(Header(Kind.ACK, 0, self.layout or "", sid, self.ident,
+        flags = END if self.ended else 0
+        return encode(Header(Kind.ACK, flags, self.layout or "", sid, self.ident,
                              self.expected, 0, self.acked, self.window))
 
     def _refuse(self, h: Header, reason: Refusal) -> bytes:
@@ -390,6 +391,8 @@ class Writer:
     inflight_cost: int = 0
     refused: str | None = None
     heard: int = 0  # ACKs taken: the shell's sign of life from the reader
+    ended: bool = False  # the current reader said it received the end mark
+    readers: int = 0  # readers seen (a new one after a restart: an end mark must go again)
 
     def __post_init__(self) -> None:
         self.itemsize = compute_dtype(self.layout).itemsize
@@ -462,12 +465,14 @@ class Writer:
             # a new reader (or the first): it starts from what it says; what the old one
             # held is gone
             self.reader = h.peer
+            self.readers += 1
             self.received = h.seq
             self.released = h.ack
         else:
             self.received = max(self.received, h.seq)
             self.released = max(self.released, h.ack)
         self.window = max(h.window, MIN_COST)
+        self.ended = bool(h.flags & END)
         self.heard += 1
         while self.inflight and self.inflight[0][0] < self.released:
             self.inflight_cost -= self.inflight.popleft()[1]

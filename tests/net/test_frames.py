@@ -41,6 +41,8 @@ def headers(draw: st.DrawFn) -> Header:
         flags = draw(st.integers(0, frames.FLAGS))
     elif kind == Kind.REFUSE:
         flags = int(draw(st.sampled_from(list(Refusal))))
+    elif kind == Kind.ACK:
+        flags = draw(st.sampled_from([0, END]))
     else:
         flags = 0
     layout = draw(LAYOUTS) if kind in (Kind.DATA, Kind.PING) else draw(
@@ -72,6 +74,7 @@ def raw(magic: bytes = b"SHMN", version: int = 1, kind: int = 1, flags: int = 0,
     (raw(kind=9), "expected a message kind of [1, 2, 3, 4], got 9", True),
     (raw(flags=4), "expected flags within 0x3 for a DATA message, got 0x4", True),
     (raw(kind=2, flags=1), "expected flags within 0x0 for a PING message, got 0x1", True),
+    (raw(kind=3, flags=1), "expected flags within 0x2 for a ACK message, got 0x1", True),
     (raw(kind=4, flags=7), "expected a refusal reason of [1, 2, 3, 4], got 7", True),
     (raw(layout=b"float33_2"), "expected a layout like 'float32_8' in the header, got", True),
     (raw(layout=b""), "expected a layout like 'float32_8' in the header, got", True),
@@ -147,6 +150,7 @@ def test_rows_in_order_with_breaks_and_end() -> None:
     assert v.end and v.reply is not None
     ack = decode(v.reply)
     assert (ack.seq, ack.ack, ack.session) == (3, 0, 7)  # all received, nothing consumed
+    assert ack.flags == END  # and the end with them
 
 
 def test_a_sequence_gap_is_a_break_before_the_next_rows() -> None:

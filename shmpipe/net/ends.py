@@ -621,8 +621,12 @@ class NetOutputPipe(OutputPipe):
         core = self._core
         while not core.ended:
             readers = core.readers
+
+            def answered(n: int = readers) -> bool:
+                return core.ended or core.readers != n
+
             await self._send_rows(None, frames.END)
-            await self._delivered(core.seq - 1, lambda: core.ended or core.readers != readers)
+            await self._delivered(core.seq - 1, answered)
 
     async def _delivered(self, seq: int, done: Callable[[], bool] | None = None) -> None:
         """Wait until the reader confirms it received message ``seq`` (or ``done()``),

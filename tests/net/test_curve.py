@@ -51,13 +51,13 @@ def test_a_secret_key_open_to_others_is_refused(tmp_path: str) -> None:
 
 
 def test_bad_key_files_are_clear_errors(tmp_path: str) -> None:
-    secret, public = make_keypair(str(tmp_path), "k")
+    secret, _ = make_keypair(str(tmp_path), "k")
     bad = os.path.join(tmp_path, "bad.key.pub")
     with open(bad, "w") as f:
         f.write("not a key\n")
     with pytest.raises(PipeError, match="expected a 40-character Z85 key, got 9 characters"):
         NetOutputPipe("tcp://127.0.0.1:5601", LAYOUT, curve=Curve(secret, server=bad))
-    with pytest.raises(PipeError, match="cannot read key file .*missing"):
+    with pytest.raises(PipeError, match=r"cannot read key file .*missing"):
         NetOutputPipe("tcp://127.0.0.1:5601", LAYOUT,
                       curve=Curve(secret, server=os.path.join(tmp_path, "missing")))
     with pytest.raises(PipeError, match="needs the server's public key file"):

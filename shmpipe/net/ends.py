@@ -56,7 +56,6 @@ class _Link:
         address = normalise(endpoint, bind)
         self.ctx = zmq.Context(io_threads=1)
         self.zap: ZapHandler | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
         self.fd = -1
         try:
             opts = dict(options)
@@ -84,36 +83,45 @@ class _Link:
         except BaseException:
             self._release()
             raise
-        self._finalizer = weakref.finalize(self, _Link._cleanup, self.sock, self.ctx, self.zap)
+        # [loop, fd] while watched: the finalizer unregisters the FD before closing the socket,
+        # or a new socket given the same FD number would never be watched
+        self._watched: list[Any] = [None, self.fd]
+        self._finalizer = weakref.finalize(self, _Link._cleanup, self.sock, self.ctx, self.zap,
+                                           self._watched)
 
     def _release(self) -> None:
-        sock = getattr(self, "sock", None)
-        _Link._cleanup(sock, self.ctx, self.zap)
+        _Link._cleanup(getattr(self, "sock", None), self.ctx, self.zap, [None, -1])
 
     @staticmethod
-    def _cleanup(sock: Any, ctx: Any, zap: ZapHandler | None) -> None:
+    def _cleanup(sock: Any, ctx: Any, zap: ZapHandler | None, watched: list[Any]) -> None:
+        loop, fd = watched
+        watched[0] = None
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(Exception):
+                loop.remove_reader(fd)
         if sock is not None:
             sock.close(linger=0)
         if zap is not None:
             zap.close()
         ctx.term()
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop watching the socket, None until the first ``watch``."""
+        loop: asyncio.AbstractEventLoop | None = self._watched[0]
+        return loop
+
     def watch(self, owner: Any, method: str) -> None:
         """Have the running loop call ``owner.<method>()`` when the socket signals (a weak
         reference: a dropped owner is not kept alive by its registration)."""
-        if self.loop is not None:
+        if self._watched[0] is not None:
             return
-        self.loop = asyncio.get_running_loop()
-        ref = weakref.WeakMethod(getattr(owner, method))
-        self.loop.add_reader(self.fd, _call_weak, ref)
-
-    def unwatch(self) -> None:
-        loop, self.loop = self.loop, None
-        if loop is not None and not loop.is_closed():
-            loop.remove_reader(self.fd)
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.fd, _call_weak, weakref.WeakMethod(getattr(owner, method)))
+        self._watched[0] = loop
 
     def close(self) -> None:
-        self.unwatch()
+        """Unwatch, close the socket (linger 0), stop the ZAP handler, end the context."""
         self._finalizer()
 
     def events(self) -> int:

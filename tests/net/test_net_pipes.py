@@ -391,13 +391,20 @@ def test_shmpipe_imports_without_zmq() -> None:
     assert out.stdout.strip() == "ok", out.stderr
 
 
-async def test_an_unclosed_end_is_released_by_its_finaliser() -> None:
+async def test_an_unclosed_end_is_released_by_its_finaliser_and_unwatched() -> None:
     import gc
 
-    inp = NetInputPipe("tcp://127.0.0.1:*", LAYOUT)
-    ep = inp.endpoint
-    del inp
-    gc.collect()
-    again = NetInputPipe(ep, LAYOUT)  # the port is free again
-    await again.close()
-
+    for _ in range(3):  # dropped ends, watched by this loop: their FD numbers come back
+        inp = NetInputPipe("tcp://127.0.0.1:*", LAYOUT)
+        out = NetOutputPipe(inp.endpoint, LAYOUT, timeout=5)
+        await out.write(rows(0, 1))
+        await inp.read()
+        ep = inp.endpoint
+        del inp, out
+        gc.collect()
+        again = NetInputPipe(ep, LAYOUT)  # the port is free again
+        out = NetOutputPipe(ep, LAYOUT, timeout=5)
+        await out.write(rows(0, 2))  # and the new sockets are watched
+        np.testing.assert_array_equal(await asyncio.wait_for(again.read(), 5), rows(0, 2))
+        await out.close()
+        await again.close()

@@ -40,6 +40,9 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_HEARTBEAT = 1.0
 MERGE_BYTES = 64 * 2**10  # small received messages are joined into one read up to this size
 _WARN_FIRST = 10  # log the first warnings of each end, then one in a thousand
+# plain ints: zmq's flag enums cost a Python call per ``&`` on the hot path
+_POLLIN, _POLLOUT, _NOBLOCK, _EVENTS = (int(zmq.POLLIN), int(zmq.POLLOUT), int(zmq.NOBLOCK),
+                                        int(zmq.EVENTS))
 
 
 class _Link:
@@ -125,7 +128,8 @@ class _Link:
         self._finalizer()
 
     def events(self) -> int:
-        return int(self.sock.getsockopt(zmq.EVENTS))
+        """The socket's events (also clears the FD's signal: look before sleeping on it)."""
+        return self.sock.getsockopt(_EVENTS)  # type: ignore[return-value]
 
 
 def _call_weak(ref: weakref.WeakMethod[Callable[[], None]]) -> None:
@@ -243,10 +247,10 @@ class NetInputPipe(InputPipe):
                 self._paused = True
                 self._link.events()  # clear the FD's signal; a release resumes
                 return news
-            if not self._link.events() & zmq.POLLIN:
+            if not self._link.events() & _POLLIN:
                 self._paused = False
                 return news
-            news |= self._take(sock.recv_multipart(zmq.NOBLOCK, copy=False))
+            news |= self._take(sock.recv_multipart(_NOBLOCK, copy=False))
 
     def _take(self, msg: list[Any]) -> bool:
         body = msg[1:]
@@ -276,7 +280,7 @@ class NetInputPipe(InputPipe):
         """Send a header frame to ``peer``; if it cannot go now (the peer left, its queue is
         full), drop it: replies are absolute state, the next one repairs a lost one."""
         with contextlib.suppress(zmq.ZMQError):
-            self._link.sock.send_multipart([peer, frame], zmq.NOBLOCK)
+            self._link.sock.send_multipart([peer, frame], _NOBLOCK)
 
     # ----------------------------------------------------------------- transport hooks
     def _visible(self) -> int:
@@ -346,9 +350,7 @@ class NetInputPipe(InputPipe):
         if self.closed:
             self._eof = True
             return
-        self._link.watch(self, "_on_ready")
-        if self._drain():
-            return
+        self._link.watch(self, "_on_ready")  # (the last zmq call was a drain's EVENTS check)
         loop = asyncio.get_running_loop()
         self._waiter = loop.create_future()
         try:
@@ -459,9 +461,9 @@ class NetOutputPipe(OutputPipe):
         core = self._core
         while True:
             events = self._link.events()
-            if not events & zmq.POLLIN:
+            if not events & _POLLIN:
                 return events
-            msg = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            msg = sock.recv_multipart(_NOBLOCK, copy=False)
             heard = core.heard
             warning = core.on_reply([len(f) for f in msg], msg[0].buffer if msg else None)
             if warning:
@@ -483,13 +485,13 @@ class NetOutputPipe(OutputPipe):
         while True:
             events = self._drain()
             self._check_refused()
-            writable = events & zmq.POLLOUT
+            writable = events & _POLLOUT
             if writable and core.may_send(nbytes):
                 return
             now = time.monotonic()
             if writable and now - pinged >= self.heartbeat:
                 with contextlib.suppress(zmq.ZMQError):
-                    self._link.sock.send(core.ping(), zmq.NOBLOCK)
+                    self._link.sock.send(core.ping(), _NOBLOCK)
                     pinged = now
                 continue  # sending may have consumed the FD's signal: look again
             heard = max(start, self._last_heard)
@@ -516,7 +518,7 @@ class NetOutputPipe(OutputPipe):
     def _ready_now(self, nbytes: int) -> bool:
         events = self._drain()
         self._check_refused()
-        return bool(events & zmq.POLLOUT) and self._core.may_send(nbytes)
+        return bool(events & _POLLOUT) and self._core.may_send(nbytes)
 
     def _put(self, rows: np.ndarray | None, flags: int, copy: bool = True) -> int:
         """Send one DATA message (the socket and the credit were checked just before).
@@ -530,7 +532,7 @@ class NetOutputPipe(OutputPipe):
                 rows, copy = np.ascontiguousarray(rows), False
             payload = rows.view(np.uint8).data
         try:
-            self._link.sock.send_multipart([header, payload], zmq.NOBLOCK, copy=copy)
+            self._link.sock.send_multipart([header, payload], _NOBLOCK, copy=copy)
         except zmq.ZMQError as e:
             raise PipeError(f"pipe {self.name!r}: send failed: {e.strerror}") from None
         return core.sent(n)
@@ -646,9 +648,9 @@ class NetOutputPipe(OutputPipe):
         while not finished():
             self._check_refused()
             now = time.monotonic()
-            if now - asked >= self.heartbeat and self._drain() & zmq.POLLOUT:
+            if now - asked >= self.heartbeat and self._drain() & _POLLOUT:
                 with contextlib.suppress(zmq.ZMQError):
-                    self._link.sock.send(core.ping(), zmq.NOBLOCK)
+                    self._link.sock.send(core.ping(), _NOBLOCK)
                     asked = now
                 continue
             if finished():

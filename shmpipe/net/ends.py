@@ -8,6 +8,21 @@ is per context) and closes it in ``close()`` or, for an end dropped unclosed, in
 The sockets are watched by the running event loop (``add_reader`` on the socket's FD, as
 pyzmq's asyncio support does); no task polls and nothing runs while a pipe is idle besides
 ZeroMQ's own heartbeats (one small frame per second each way, and only while connected).
+
+Why DEALER/ROUTER with a credit window rather than PUSH/PULL and high-water marks: HWMs count
+messages, not bytes, so they bound memory only for blocks of one size; PUSH round-robins and
+drops what it queued for a peer that goes away, silently; and nothing travels back, so a
+writer cannot tell a slow reader from a dead one. Here the reader grants credit in bytes (the
+writer never has more than ``window`` in flight, whatever the block sizes), answers PINGs (so
+a silent peer is told from a busy one, and a restarted reader learns the writer's position),
+and the sequence numbers make every loss visible as an interval break. HWMs stay as a second
+bound (1000 messages) against peers that ignore their credit.
+
+Linger: sockets always close with linger 0. ``NetOutputPipe.close`` first waits (at most its
+``timeout``) until the reader confirms it received the end mark, so nothing the writer sent is
+left in a queue when the socket goes; if the confirmation does not come, close raises
+PipeError saying which messages may be lost. ``NetInputPipe.close`` drops what it has not
+read, and its writer sees a reader that stopped answering.
 """
 
 from __future__ import annotations

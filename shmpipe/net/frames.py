@@ -7,7 +7,8 @@ ZeroMQ sockets and these objects. Every message starts with one fixed 72-byte he
     0      4    magic    b"SHMN"
     4      1    version  1
     5      1    kind     1                         2                      3, 4
-    6      2    flags    BREAK=1, END=2            0                      REFUSE: the reason
+    6      2    flags    BREAK=1, END=2            0                      ACK: END=2 (end seen)
+                                                                         REFUSE: the reason
     8      16   layout   the writer's layout (ASCII, NUL-padded)          the reader's, or ""
     24     8    session  the writer's random id (new per writer)          the writer's, echoed
     32     8    peer     0                         0                      the reader's random id

@@ -132,9 +132,13 @@ class _Link:
     def watch(self, owner: Any, method: str) -> None:
         """Have the running loop call ``owner.<method>()`` when the socket signals (a weak
         reference: a dropped owner is not kept alive by its registration)."""
-        if self._watched[0] is not None:
-            return
         loop = asyncio.get_running_loop()
+        old = self._watched[0]
+        if old is loop:
+            return
+        if old is not None and not old.is_closed():  # used from another loop now
+            with contextlib.suppress(Exception):
+                old.remove_reader(self.fd)
         loop.add_reader(self.fd, _call_weak, weakref.WeakMethod(getattr(owner, method)))
         self._watched[0] = loop
 
@@ -196,6 +200,12 @@ class NetInputPipe(InputPipe):
     logged warning and never touches the rows received. The stream ends when the writer
     closes; then reads drain the rows left and raise EmptyPipeError. Raises PipeError at
     construction for a bad endpoint, an address in use or bad keys.
+
+    The reader answers its writer (credit, PINGs) from the event loop it was made in or last
+    read in, even while the application does not read; one made outside an event loop
+    answers from its first read on (or while ``read_sync`` waits). One writer and one reader
+    per endpoint: a second writer replaces the first (a break), a second reader of a
+    binding writer would get every other message (gaps, breaks).
     """
 
     def __init__(

@@ -408,3 +408,27 @@ async def test_an_unclosed_end_is_released_by_its_finaliser_and_unwatched() -> N
         np.testing.assert_array_equal(await asyncio.wait_for(again.read(), 5), rows(0, 2))
         await out.close()
         await again.close()
+
+
+def test_an_end_made_outside_a_loop_works_in_the_loops_that_use_it() -> None:
+    inp = NetInputPipe("tcp://127.0.0.1:*", LAYOUT)  # no running loop yet
+    out = NetOutputPipe(inp.endpoint, LAYOUT, timeout=5)
+
+    async def one(start: int) -> np.ndarray:
+        read = asyncio.create_task(inp.read())  # from its first read on, it answers
+        await out.write(rows(start, 2))
+        d = await asyncio.wait_for(read, 5)
+        inp.consume(len(d))
+        return np.array(d)
+
+    np.testing.assert_array_equal(asyncio.run(one(0)), rows(0, 2))
+    np.testing.assert_array_equal(asyncio.run(one(2)), rows(2, 2))  # another loop
+
+    async def finish() -> None:
+        closing = asyncio.create_task(out.close())  # waits for the reader's confirmation
+        with pytest.raises(EmptyPipeError):
+            await asyncio.wait_for(inp.read(), 5)  # ... which this read, in this loop, gives
+        await closing
+        await inp.close()
+
+    asyncio.run(finish())

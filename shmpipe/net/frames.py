@@ -206,6 +206,7 @@ class Verdict:
 
 @dataclass
 class _Held:
+    session: int
     seq: int
     end_row: int  # the row count once this message's rows are in
     cost: int
@@ -234,6 +235,7 @@ class Reader:
     held_cost: int = 0
     acked: int = 0  # ``ack`` of the last ACK sent
     freed: int = 0  # cost released since the last ACK
+    old_cost: int = 0  # cost held of earlier writers' messages
     retired: collections.deque[int] = field(default_factory=lambda: collections.deque(maxlen=16))
 
     def __post_init__(self) -> None:
@@ -244,8 +246,18 @@ class Reader:
     # -- state the shell reads
     @property
     def released(self) -> int:
-        """The first sequence number not yet released."""
-        return self.held[0].seq if self.held else self.expected
+        """The first sequence number of the current writer not yet released (messages of
+        earlier writers still held are not its business)."""
+        for h in self.held:
+            if h.session == self.session:
+                return h.seq
+        return self.expected
+
+    @property
+    def granted(self) -> int:
+        """The window offered to the current writer: what rows of earlier writers still
+        held leave of ``window`` (at least one message's worth)."""
+        return max(MIN_COST, self.window - self.old_cost)
 
     def ack(self, session: int | None = None) -> bytes:
         """An ACK frame with the current state (for ``session``, default the current one)."""
@@ -254,7 +266,7 @@ class Reader:
         sid = session if session is not None else self.session or 0
         flags = END if self.ended else 0
         return encode(Header(Kind.ACK, flags, self.layout or "", sid, self.ident,
-                             self.expected, 0, self.acked, self.window))
+                             self.expected, 0, self.acked, self.granted))
 
     def _refuse(self, h: Header, reason: Refusal) -> bytes:
         return encode(Header(Kind.REFUSE, int(reason), self.layout or "", h.session, self.ident))
@@ -317,6 +329,7 @@ class Reader:
                                warning="refused a writer: the stream has ended")
             if self.session is not None:
                 self.retired.append(self.session)
+                self.old_cost = self.held_cost
                 v.break_before = self._fault_break()
                 v.warning = (f"a new writer (session {h.session:#x}) replaced session "
                              f"{self.session:#x}: interval break, rows may be missing")
@@ -339,7 +352,7 @@ class Reader:
         v.rows = h.rows
         self.rows += h.rows
         cost = max(frames[1], MIN_COST)
-        self.held.append(_Held(h.seq, self.rows, cost))
+        self.held.append(_Held(h.session, h.seq, self.rows, cost))
         self.held_cost += cost
         if h.flags & BREAK:
             v.break_after = True
@@ -363,9 +376,11 @@ class Reader:
         the window), else None. A writer short of credit asks with a PING anyway."""
         held = self.held
         while held and held[0].end_row <= consumed:
-            cost = held.popleft().cost
-            self.held_cost -= cost
-            self.freed += cost
+            done = held.popleft()
+            self.held_cost -= done.cost
+            self.freed += done.cost  # either way the writer may send more
+            if done.session != self.session:
+                self.old_cost -= done.cost
         if self.session is not None and self.freed * 4 >= self.window:
             return self.ack()
         return None

@@ -187,6 +187,16 @@ def test_a_new_writer_session_is_a_break_and_the_old_one_is_dropped() -> None:
     assert v.rows == 0 and "late message of a replaced writer" in (v.warning or "")
 
 
+def test_rows_of_a_replaced_writer_still_held_are_not_the_new_writers_business() -> None:
+    r = Reader(LAYOUT, 100 * ITEM)
+    feed(r, data(7, 5, 60))  # held, not consumed
+    ack = decode(feed(r, ping(8, 0)).reply or b"")  # a new writer asks for credit
+    assert (ack.session, ack.ack, ack.seq) == (8, 0, 0)  # not message 5 of session 7
+    assert ack.window == 40 * ITEM  # what the old rows leave of the window
+    feed(r, data(8, 0, 10))
+    assert decode(r.release(60) or b"").window == 100 * ITEM  # old rows gone: all of it
+
+
 def test_a_duplicate_is_dropped_never_delivered_twice() -> None:
     r = Reader(LAYOUT, 10_000)
     feed(r, data(7, 0, 5))

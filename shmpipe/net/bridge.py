@@ -68,9 +68,13 @@ async def bridge(
                 break
             if out is None:
                 out = _open_destination(dst, inp.layout, bind, capacity, timeout, curve)
-            if len(data):
+            if len(data) and inp.end_of_interval:
+                # the rows and the break in one step (a reader never sees one without the
+                # other), through the hook close_interval uses for cached rows
+                await out._write_rows_then_break(data)
+            elif len(data):
                 await out.write(data)
-            if inp.end_of_interval:
+            elif inp.end_of_interval:
                 await out.close_interval()
             inp.consume(len(data))
             moved += len(data)

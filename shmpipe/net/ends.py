@@ -197,7 +197,8 @@ class NetInputPipe(InputPipe):
     they span several). A waiting read wakes when a message arrives. Faults: a gap in the
     writer's sequence numbers (a broken connection) or a new writer (restarted) is an interval
     break before the next rows; a malformed, foreign or refused message is dropped with a
-    logged warning and never touches the rows received. The stream ends when the writer
+    logged warning and never touches the rows received (a frame larger than ``window`` plus
+    one row is not even read: ZeroMQ drops that peer's connection). The stream ends when the writer
     closes; then reads drain the rows left and raise EmptyPipeError. Raises PipeError at
     construction for a bad endpoint, an address in use or bad keys.
 

@@ -32,6 +32,7 @@ import collections
 import contextlib
 import logging
 import math
+import os
 import time
 import weakref
 from collections.abc import Callable
@@ -98,6 +99,7 @@ class _Link:
             self.endpoint = (self.sock.getsockopt_string(zmq.LAST_ENDPOINT) if bind
                              else address)
             self.fd = int(self.sock.getsockopt(zmq.FD))
+            self._socket_file = _bound_file(self.endpoint) if bind else None
         except BaseException:
             self._release()
             raise
@@ -105,13 +107,14 @@ class _Link:
         # or a new socket given the same FD number would never be watched
         self._watched: list[Any] = [None, self.fd]
         self._finalizer = weakref.finalize(self, _Link._cleanup, self.sock, self.ctx, self.zap,
-                                           self._watched)
+                                           self._watched, self._socket_file)
 
     def _release(self) -> None:
-        _Link._cleanup(getattr(self, "sock", None), self.ctx, self.zap, [None, -1])
+        _Link._cleanup(getattr(self, "sock", None), self.ctx, self.zap, [None, -1], None)
 
     @staticmethod
-    def _cleanup(sock: Any, ctx: Any, zap: ZapHandler | None, watched: list[Any]) -> None:
+    def _cleanup(sock: Any, ctx: Any, zap: ZapHandler | None, watched: list[Any],
+                 socket_file: tuple[str, int, int] | None) -> None:
         loop, fd = watched
         watched[0] = None
         if loop is not None and not loop.is_closed():
@@ -122,6 +125,12 @@ class _Link:
         if zap is not None:
             zap.close()
         ctx.term()
+        if socket_file is not None:  # the Unix socket this end bound, unless replaced since
+            path, dev, ino = socket_file
+            with contextlib.suppress(OSError):
+                st = os.stat(path)
+                if (st.st_dev, st.st_ino) == (dev, ino):
+                    os.unlink(path)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -149,6 +158,18 @@ class _Link:
     def events(self) -> int:
         """The socket's events (also clears the FD's signal: look before sleeping on it)."""
         return self.sock.getsockopt(_EVENTS)  # type: ignore[return-value]
+
+
+def _bound_file(endpoint: str) -> tuple[str, int, int] | None:
+    """(path, device, inode) of the Unix socket an ``ipc://`` endpoint bound, else None."""
+    if not endpoint.startswith("ipc://"):
+        return None
+    path = endpoint[len("ipc://"):]
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return path, st.st_dev, st.st_ino
 
 
 def _call_weak(ref: weakref.WeakMethod[Callable[[], None]]) -> None:

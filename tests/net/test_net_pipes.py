@@ -432,3 +432,13 @@ def test_an_end_made_outside_a_loop_works_in_the_loops_that_use_it() -> None:
         await inp.close()
 
     asyncio.run(finish())
+
+
+async def test_a_bound_ipc_socket_file_is_removed_on_close(ipc_dir: str) -> None:
+    path = os.path.join(ipc_dir, "a.sock")
+    inp = NetInputPipe(f"ipc://{path}", LAYOUT)
+    out = NetOutputPipe(f"ipc://{ipc_dir}/b.sock", LAYOUT, bind=True)
+    assert os.path.exists(path) and os.path.exists(f"{ipc_dir}/b.sock")
+    await inp.close()
+    await out.close()
+    assert os.listdir(ipc_dir) == []

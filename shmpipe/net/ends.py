@@ -56,9 +56,30 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_HEARTBEAT = 1.0
 MERGE_BYTES = 64 * 2**10  # small received messages are joined into one read up to this size
 _WARN_FIRST = 10  # log the first warnings of each end, then one in a thousand
-# plain ints: zmq's flag enums cost a Python call per ``&`` on the hot path
+# plain ints, and pyzmq's backend methods: its flag enums and the sugar layer cost Python
+# calls on the hot path
 _POLLIN, _POLLOUT, _NOBLOCK, _EVENTS = (int(zmq.POLLIN), int(zmq.POLLOUT), int(zmq.NOBLOCK),
                                         int(zmq.EVENTS))
+_MORE, _RCVMORE = int(zmq.SNDMORE) | _NOBLOCK, int(zmq.RCVMORE)
+_send = zmq.backend.Socket.send
+_recv = zmq.backend.Socket.recv
+_get = zmq.backend.Socket.get
+
+
+def _send_parts(sock: Any, parts: list[Any], copy: bool = True) -> None:
+    """Send a multipart message without waiting (zmq.Again if the socket cannot take it:
+    then nothing was sent; once the first part is taken, zmq takes the rest)."""
+    last = len(parts) - 1
+    for i, part in enumerate(parts):
+        _send(sock, part, _NOBLOCK if i == last else _MORE, copy)
+
+
+def _recv_parts(sock: Any) -> list[Any]:
+    """Receive one multipart message that is there (frames, not copied)."""
+    parts = [_recv(sock, _NOBLOCK, False)]
+    while _get(sock, _RCVMORE):
+        parts.append(_recv(sock, _NOBLOCK, False))
+    return parts
 
 
 class _Link:
@@ -157,7 +178,7 @@ class _Link:
 
     def events(self) -> int:
         """The socket's events (also clears the FD's signal: look before sleeping on it)."""
-        return self.sock.getsockopt(_EVENTS)  # type: ignore[return-value]
+        return _get(self.sock, _EVENTS)  # type: ignore[return-value]
 
 
 def _bound_file(endpoint: str) -> tuple[str, int, int] | None:
@@ -297,7 +318,7 @@ class NetInputPipe(InputPipe):
             if not self._link.events() & _POLLIN:
                 self._paused = False
                 return news
-            news |= self._take(sock.recv_multipart(_NOBLOCK, copy=False))
+            news |= self._take(_recv_parts(sock))
 
     def _take(self, msg: list[Any]) -> bool:
         body = msg[1:]
@@ -327,7 +348,7 @@ class NetInputPipe(InputPipe):
         """Send a header frame to ``peer``; if it cannot go now (the peer left, its queue is
         full), drop it: replies are absolute state, the next one repairs a lost one."""
         with contextlib.suppress(zmq.ZMQError):
-            self._link.sock.send_multipart([peer, frame], _NOBLOCK)
+            _send_parts(self._link.sock, [peer, frame])
 
     # ----------------------------------------------------------------- transport hooks
     def _visible(self) -> int:
@@ -510,7 +531,7 @@ class NetOutputPipe(OutputPipe):
             events = self._link.events()
             if not events & _POLLIN:
                 return events
-            msg = sock.recv_multipart(_NOBLOCK, copy=False)
+            msg = _recv_parts(sock)
             heard = core.heard
             warning = core.on_reply([len(f) for f in msg], msg[0].buffer if msg else None)
             if warning:
@@ -579,7 +600,8 @@ class NetOutputPipe(OutputPipe):
                 rows, copy = np.ascontiguousarray(rows), False
             payload = rows.view(np.uint8).data
         try:
-            self._link.sock.send_multipart([header, payload], _NOBLOCK, copy=copy)
+            _send(self._link.sock, header, _MORE)
+            _send(self._link.sock, payload, _NOBLOCK, copy)
         except zmq.ZMQError as e:
             raise PipeError(f"pipe {self.name!r}: send failed: {e.strerror}") from None
         return core.sent(n)

@@ -18,6 +18,7 @@ from shmpipe import EmptyPipeError
 from shmpipe.net import NetInputPipe, NetOutputPipe
 
 SPAWN = multiprocessing.get_context("spawn")
+B0 = 10**9  # the restarted writer's first timestamp: far above what the first one reaches
 
 
 def start(target: Any, *args: Any) -> Any:
@@ -60,7 +61,7 @@ async def test_a_writer_killed_and_restarted_is_a_break_then_delivery_resumes() 
         await read_until(inp, lambda: sum(len(t) for t, _ in got) >= 5000, got)
     finally:
         kill(a)  # SIGKILL: no end mark, no goodbye
-    b = start(netprocs.send_n, inp.endpoint, 10**6, 3000, 100)
+    b = start(netprocs.send_n, inp.endpoint, B0, 3000, 100)
     try:
         while True:
             try:
@@ -75,9 +76,9 @@ async def test_a_writer_killed_and_restarted_is_a_break_then_delivery_resumes() 
     await inp.close()
     ts, breaks = stream(got)
     assert np.all(np.diff(ts) > 0)  # in order, nothing twice
-    first = ts[ts <= 10**6]
+    first = ts[ts <= B0]
     np.testing.assert_array_equal(first, np.arange(1, len(first) + 1))  # no hole while alive
-    np.testing.assert_array_equal(ts[len(first):], np.arange(10**6 + 1, 10**6 + 3001))
+    np.testing.assert_array_equal(ts[len(first):], np.arange(B0 + 1, B0 + 3001))
     assert len(first) in breaks  # the restart is a break, right before the new writer's rows
     assert b.exitcode == 0
 

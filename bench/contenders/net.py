@@ -109,7 +109,7 @@ class ZmqTcp(Zmq):
         self.addr = f"tcp://127.0.0.1:{_free_port()}"
 
 
-_BRIDGE = ("import asyncio, sys; from shmpipe.net import bridge; "
+_BRIDGE = ("import asyncio, sys; from shmpipe.net import bridge; print('ready', flush=True); "
            "asyncio.run(bridge(sys.argv[1], sys.argv[2], layout=sys.argv[3]))")
 
 
@@ -170,7 +170,15 @@ class NetBridge(Channel):
         return 2 * self.block if 2 * self.block_bytes > 16 * 2**20 else None
 
     def _bridge(self, src: str, dst: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-c", _BRIDGE, src, dst, self.layout])
+        """Start a bridge process; return once it has imported everything (its start-up is
+        not part of the measurement)."""
+        proc = subprocess.Popen([sys.executable, "-c", _BRIDGE, src, dst, self.layout],
+                                stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != b"ready":
+            proc.kill()
+            raise RuntimeError("the bridge process did not start")
+        return proc
 
     def sender(self) -> End:
         import shmpipe

@@ -69,3 +69,10 @@ def test_stream_pipe_snippet(tmp_path: Any) -> None:
     code = snippets()["import asyncio, os, numpy as np, shmpipe"]
     (tmp_path / "stream.py").write_text(code)
     assert finish(run(tmp_path / "stream.py")).strip() == "[1000 2000] True"
+
+
+def test_network_pipe_snippet(tmp_path: Any) -> None:
+    code = snippets()["import asyncio, numpy as np"]
+    assert "from shmpipe.net import" in code
+    (tmp_path / "net.py").write_text(code)
+    assert finish(run(tmp_path / "net.py")).strip() == "[1000 2000] True"

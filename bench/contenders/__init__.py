@@ -8,6 +8,7 @@ from bench.contenders.iceoryx import Iceoryx
 from bench.contenders.joule import JouleLocal, JoulePipe
 from bench.contenders.limits import BareShm, Memcpy
 from bench.contenders.mpq import MpPipe, MpQueue
+from bench.contenders.net import NetBridge, NetIpc, NetTcp, ZmqTcp
 from bench.contenders.ospipe import OsPipe, PipeFloor
 from bench.contenders.shm import ShmCopy, ShmFillThenCopy, ShmLocal, ShmStream, ShmZeroCopy
 from bench.contenders.zeromq import Zmq
@@ -27,6 +28,10 @@ ALL: list[type[Channel]] = [
     MpPipe,
     FasterFifo,
     Zmq,
+    ZmqTcp,
+    NetTcp,
+    NetIpc,
+    NetBridge,
     Iceoryx,
     Memcpy,
     BareShm,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -207,7 +208,7 @@ class Cleaned:
     reason: str
 
 
-def clean(dry_run: bool = False) -> list[Cleaned]:
+def clean(dry_run: bool = False, only: Iterable[str] | None = None) -> list[Cleaned]:
     """Remove every pipe whose ends are all gone (dead, closed or never there), including one
     whose rows nobody consumed; return what was done with each pipe in /dev/shm.
 
@@ -215,9 +216,14 @@ def clean(dry_run: bool = False) -> list[Cleaned]:
     handed over), when its header mutex is held by a live process (it is being opened or
     used), when its segment is not a shmpipe segment of this format version, or when its
     objects belong to another user that this process may not remove. With ``dry_run``,
-    nothing is removed and the result says what would be.
+    nothing is removed and the result says what would be. ``only``: look at these pipe names
+    only (PipeError for an invalid name; a name with nothing in /dev/shm is skipped).
     """
-    return [_clean_one(name, dry_run) for name in names.list_pipes()]
+    pipes = names.list_pipes()
+    if only is not None:
+        wanted = {names.validate(n) for n in only}
+        pipes = [p for p in pipes if p in wanted]
+    return [_clean_one(name, dry_run) for name in pipes]
 
 
 def _clean_one(name: str, dry_run: bool) -> Cleaned:

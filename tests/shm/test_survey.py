@@ -98,7 +98,7 @@ def test_a_pipe_of_another_version_is_refused_naming_both(pipe_name: str) -> Non
         with pytest.raises(shmpipe.PipeError, match=f"version {VERSION - 1}.*version {VERSION}"):
             shmpipe.open_input(pipe_name)
         assert f"format version {VERSION - 1}" in (survey(pipe_name).problem or "")
-        kept = _ours(clean(dry_run=True), pipe_name)
+        kept = _ours(clean(dry_run=True, only=[pipe_name]), pipe_name)
         assert not kept.removed and "an end is alive" in kept.reason
     finally:
         with open(path, "r+b") as f:
@@ -135,13 +135,13 @@ def test_clean_removes_what_a_killed_process_left_and_keeps_a_live_pipe(
     out._finalizer()
     keep = shmpipe.open_output(live, procs.LAYOUT)
     try:
-        assert _ours(clean(), dead).removed is False  # its reader is alive
+        assert _ours(clean(only=[dead, live]), dead).removed is False  # its reader is alive
         os.kill(kid.pid, signal.SIGKILL)
         kid.join()
-        dry = _ours(clean(dry_run=True), dead)
+        dry = _ours(clean(dry_run=True, only=[dead]), dead)
         assert dry.removed and dry.bytes > 0
         assert os.path.exists(os.path.join(SHM_DIR, "shmpipe." + dead))  # dry run: still there
-        done = clean()
+        done = clean(only=[dead, live])
         assert _ours(done, dead).removed and _ours(done, dead).bytes == dry.bytes
         assert procs.shm_entries(dead) == []
         kept = _ours(done, live)
@@ -156,7 +156,8 @@ def test_clean_never_touches_what_is_not_ours() -> None:
     with open(path, "wb") as f:
         f.write(b"SOMEONE!" + b"\0" * 100)
     try:
-        result = _ours(clean(), "not-ours-" + str(os.getpid()))
+        name = "not-ours-" + str(os.getpid())
+        result = _ours(clean(only=[name]), name)
         assert not result.removed and "not a shmpipe segment" in result.reason
         assert os.path.exists(path)
     finally:

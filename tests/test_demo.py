@@ -1,4 +1,5 @@
-"""examples/shm_demo.py: a short run checks every row; Ctrl-C is one line and leaves nothing."""
+"""shmpipe demo: a short run checks every row and shows progress; Ctrl-C is one line and
+leaves nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import shmpipe
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "examples" / "shm_demo.py"
+DEMO = [sys.executable, "-m", "shmpipe", "demo"]
 
 
 def demo_pipes(pid: int) -> tuple[str, str]:
@@ -27,30 +28,43 @@ def left_in_dev_shm(pipes: tuple[str, ...]) -> list[str]:
 
 
 def test_a_short_run_checks_every_row_and_prints_its_summary() -> None:
-    done = subprocess.run([sys.executable, str(DEMO), "--blocks", "20"], cwd=ROOT,
+    done = subprocess.run([*DEMO, "--seconds", "2.5"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
-    assert "sink received 100000 rows in 2 intervals, all checked" in done.stdout
-    assert done.stdout.splitlines()[-1] == "left in /dev/shm: nothing"
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("sensor -> mean filter -> sink: 3 processes")
+    # progress lines (plain, not a terminal): rows/s, then fill and lag of both pipes
+    progress = [x for x in lines if re.match(r"\s*\d+\.\d s\s+[\d.]+[kMG]? rows/s", x)]
+    assert len(progress) >= 2, lines
+    assert all(re.search(r"raw: fill +\d+% lag +\d+ +\|  filtered: fill +\d+% lag +\d+$", x)
+               for x in progress), progress
+    m = re.fullmatch(r"sink received (\d+) rows in (\d+) intervals, each once and in order, "
+                     r"[\d.]+ M rows/s through 2 shared-memory pipes and 3 processes", lines[-2])
+    assert m, lines[-2]
+    assert int(m.group(1)) > 0 and int(m.group(1)) % 5000 == 0
+    assert int(m.group(2)) >= 3  # a break every second
+    assert lines[-1] == "left in /dev/shm: nothing"
 
 
 def test_ctrl_c_prints_one_line_and_leaves_nothing_behind() -> None:
     # Ctrl-C in a terminal is SIGINT to the whole foreground process group: the demo and its
     # three stages. A session of its own makes the demo's group ours to signal.
-    proc = subprocess.Popen([sys.executable, str(DEMO), "--blocks", "1000000"], cwd=ROOT,
+    proc = subprocess.Popen([*DEMO, "--seconds", "1000"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     pipes = demo_pipes(proc.pid)
     try:
-        # the sink prints this line once the first rows have come through both pipes
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
-        first = proc.stdout.readline() if ready else ""
-        if not first.startswith("rows flowing"):
+        # the first line names the pipes; a progress line comes once rows flow
+        lines = []
+        for _ in range(2):
+            ready, _, _ = select.select([proc.stdout], [], [], 30)
+            lines.append(proc.stdout.readline() if ready else "")
+        if "rows/s" not in lines[1]:
             os.killpg(proc.pid, signal.SIGKILL)
             _, err = proc.communicate(timeout=30)
-            raise AssertionError(f"no 'rows flowing' line within 30 s: {first!r}\n{err}")
-        assert all(name in first for name in pipes), first
+            raise AssertionError(f"no progress line within 30 s: {lines!r}\n{err}")
+        assert all(name in lines[0] for name in pipes), lines[0]
         assert left_in_dev_shm(pipes), "the demo's pipes should be in /dev/shm while it runs"
 
         os.killpg(proc.pid, signal.SIGINT)
@@ -58,7 +72,8 @@ def test_ctrl_c_prints_one_line_and_leaves_nothing_behind() -> None:
 
         assert proc.returncode == 130, (proc.returncode, out, err)
         assert "Traceback" not in err
-        lines = (out + err).splitlines()
+        progress = re.compile(r"\s*\d+\.\d s\s+[\d.]+[kMG]? rows/s")  # printed before the signal
+        lines = [x for x in (out + err).splitlines() if x and not progress.match(x)]
         assert len(lines) == 1, lines
         m = re.fullmatch(r"interrupted: (\d+) rows reached the sink in \d+\.\d s", lines[0])
         assert m, lines[0]

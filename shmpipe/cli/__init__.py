@@ -14,9 +14,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import PipeError
-from . import bench, bridge, clean, keys, ls, stat, top
+from . import bench, bridge, clean, demo, keys, ls, stat, top
 
-COMMANDS = (ls, stat, top, clean, bridge, keys, bench)
+COMMANDS = (demo, ls, stat, top, clean, bridge, keys, bench)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,31 +1,20 @@
-"""Three processes chained by shared-memory pipes: sensor -> mean filter -> sink.
+"""``shmpipe demo [--seconds N]``: three processes chained by shared-memory pipes.
 
-    python examples/shm_demo.py [--blocks N]
-
-The sensor fills rows in place in the ring (zero-copy reserve/commit), the filter reads
-zero-copy views and writes its result, the sink checks every row and the main process prints
-what arrived. Ctrl-C stops the three stages, removes the pipes and prints one line.
+A sensor -> mean filter -> sink pipeline: the sensor fills rows in place in the ring (zero-copy
+reserve/commit) and breaks the interval every second, the filter reads zero-copy views and
+writes its result, the sink checks every row. The main process shows rows/s, fill and lag of
+both pipes while it runs (read from the pipes' headers), then checks that every row arrived
+once and in order. Ctrl-C stops the three stages, removes the pipes and prints one line.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-
-
-def interrupted_while_importing(signum: int, frame: object) -> None:
-    print("interrupted: 0 rows reached the sink, nothing was started", flush=True)
-    os._exit(130)
-
-
-if __name__ == "__main__":  # imports take a while: a Ctrl-C until main() starts is one line
-    signal.signal(signal.SIGINT, interrupted_while_importing)
-
-# ruff: noqa: E402 (the imports below come after that handler on purpose)
 import argparse
 import asyncio
 import contextlib
 import multiprocessing as mp
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -36,25 +25,36 @@ import numpy as np
 
 import shmpipe
 
+from ..shm import survey
+from . import show
+
 ROWS = 5000  # rows per block
 T0 = 1_700_000_000_000_000
-ROWS_IN, INTERVALS_IN, NANOS = range(3)  # what the sink reports in its shared counters
+ROWS_IN, INTERVALS_IN, NANOS, SENT = range(4)  # the stages' shared counters
 
 
-async def sensor(raw: str, filtered: str, blocks: int, counters: Any) -> None:
-    async with shmpipe.open_output(raw, "float32_8") as out:
-        for b in range(blocks):
+async def sensor(raw: str, filtered: str, seconds: float, counters: Any) -> None:
+    """Send blocks for ``seconds``, an interval break every second; count them in SENT."""
+    out = shmpipe.open_output(raw, "float32_8")
+    async with out:
+        start = time.monotonic()
+        next_break = start + 1.0
+        b = 0
+        while time.monotonic() - start < seconds:
             rows = await out.reserve(ROWS)  # a writable view into the ring
             ts = T0 + np.arange(b * ROWS, (b + 1) * ROWS, dtype=np.int64) * 1000
             rows["timestamp"] = ts
             rows["data"] = (ts[:, None] % 1000).astype(np.float32)
             await out.commit(ROWS)
-            if b == blocks // 2:
+            b += 1
+            counters[SENT] = b * ROWS
+            if time.monotonic() >= next_break:
+                next_break += 1.0
                 await out.close_interval()  # a gap in the data
             await asyncio.sleep(0)  # let a SIGTERM in even while the ring never fills
 
 
-async def mean_filter(raw: str, filtered: str, blocks: int, counters: Any) -> None:
+async def mean_filter(raw: str, filtered: str, seconds: float, counters: Any) -> None:
     async with shmpipe.open_input(raw, "float32_8") as inp, \
             shmpipe.open_output(filtered, "float32_1") as out:
         while True:
@@ -67,11 +67,11 @@ async def mean_filter(raw: str, filtered: str, blocks: int, counters: Any) -> No
             result["data"][:, 0] = data["data"].mean(axis=1)
             inp.consume(len(data))
             await out.write(result)
-            if data.end_of_interval:
+            if getattr(data, "end_of_interval", False):
                 await out.close_interval()
 
 
-async def sink(raw: str, filtered: str, blocks: int, counters: Any) -> None:
+async def sink(raw: str, filtered: str, seconds: float, counters: Any) -> None:
     """Checks every row; reports its counts in ``counters``, shared with the main process."""
     async with shmpipe.open_input(filtered, "float32_1") as inp:
         total, intervals, expected = 0, 1, T0
@@ -86,12 +86,9 @@ async def sink(raw: str, filtered: str, blocks: int, counters: Any) -> None:
                 raise RuntimeError(f"rows lost or out of order after timestamp {expected}")
             if not (data["data"][:, 0] == (ts % 1000)).all():
                 raise RuntimeError(f"wrong values in the {len(ts)} rows from {ts[0]}")
-            if total == 0 and len(ts):
-                print(f"rows flowing through shared-memory pipes {raw} and {filtered}, "
-                      "Ctrl-C stops", flush=True)
             expected += 1000 * len(ts)
             total += len(ts)
-            intervals += bool(data.end_of_interval)
+            intervals += bool(getattr(data, "end_of_interval", False))
             counters[ROWS_IN], counters[INTERVALS_IN] = total, intervals
             inp.consume(len(data))
         counters[NANOS] = int((time.perf_counter() - start) * 1e9)
@@ -140,12 +137,31 @@ def start_with_sigint_blocked(procs: list[Any]) -> None:
         raise KeyboardInterrupt
 
 
-def join_unless_one_fails(procs: list[Any]) -> None:
-    """Wait until every stage has exited, or until one has failed."""
+def watch(procs: list[Any], pipes: tuple[str, ...], counters: Any, started: float) -> None:
+    """Until every stage has exited (or one failed): every second, show rows/s through the
+    pipeline and each pipe's fill and reader lag (read from the pipes' headers)."""
+    live = sys.stdout.isatty()
     running = list(procs)
+    last, last_rows = time.monotonic(), 0
     while running and not any(p.exitcode for p in procs):
-        wait([p.sentinel for p in running])
+        wait([p.sentinel for p in running], timeout=max(0.0, last + 1.0 - time.monotonic()))
         running = [p for p in running if p.is_alive()]
+        now = time.monotonic()
+        if now - last < 1.0 or not running:
+            continue
+        rows = counters[ROWS_IN]
+        parts = [f"{now - started:5.1f} s  {show.count((rows - last_rows) / (now - last))}"
+                 " rows/s"]
+        for name, info in zip(pipes, (survey(n) for n in pipes), strict=True):
+            if not info.problem:
+                lag = max((r.lag for r in info.readers), default=0)
+                parts.append(f"{name.split('-')[1]}: fill {info.fill:4.0%} lag {lag:>6}")
+        line = "  |  ".join(parts)
+        print(("\r" + line + "\x1b[K") if live else line, end="" if live else "\n",
+              flush=True)
+        last, last_rows = now, rows
+    if live:
+        print()
 
 
 def stop(procs: list[Any]) -> None:
@@ -169,25 +185,34 @@ def left_in_dev_shm(pipes: tuple[str, ...]) -> list[str]:
     return sorted(e for e in os.listdir("/dev/shm") if of_ours(e))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--blocks", type=int, default=200,
-                        help=f"blocks of {ROWS} rows the sensor sends (default: %(default)s)")
-    blocks = parser.parse_args().blocks
-    if blocks < 1:
-        parser.error("--blocks must be at least 1")
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo", help="three processes chained by shared-memory pipes, checked row by row",
+        description=__doc__.splitlines()[0].split(": ", 1)[1].capitalize()
+        + ": a sensor, a mean filter and a sink that checks every row; live rows/s, fill "
+          "and lag, then a summary. Ctrl-C stops it with a one-line summary.")
+    p.add_argument("--seconds", type=float, default=10.0, metavar="N",
+                   help="how long the sensor sends (default: %(default)s)")
+    p.set_defaults(func=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    if not args.seconds > 0:
+        raise shmpipe.PipeError(f"--seconds must be > 0, got {args.seconds}")
     pipes = raw, filtered = f"demo-raw-{os.getpid()}", f"demo-filtered-{os.getpid()}"
     ctx = mp.get_context("spawn")
-    counters = ctx.RawArray("q", 3)  # written by the sink, read here
+    counters = ctx.RawArray("q", 4)  # written by the stages, read here
     # start order does not matter: a pipe keeps its rows until its first reader attaches
-    procs = [ctx.Process(target=run, args=(stage, raw, filtered, blocks, counters))
+    procs = [ctx.Process(target=run, args=(stage, raw, filtered, args.seconds, counters))
              for stage in ("sink", "mean_filter", "sensor")]
-    started = time.perf_counter()
+    started = time.monotonic()
     interrupted = False
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C: KeyboardInterrupt
         start_with_sigint_blocked(procs)
-        join_unless_one_fails(procs)
+        print(f"sensor -> mean filter -> sink: 3 processes, shared-memory pipes {raw} and "
+              f"{filtered}; Ctrl-C stops", flush=True)
+        watch(procs, pipes, counters, started)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -196,18 +221,16 @@ def main() -> None:
         for name in pipes:
             shmpipe.unlink(name)
     if interrupted:
-        print(f"interrupted: {counters[ROWS_IN]} rows reached the sink "
-              f"in {time.perf_counter() - started:.1f} s", flush=True)
-        sys.exit(130)
+        print(f"\ninterrupted: {counters[ROWS_IN]} rows reached the sink "
+              f"in {time.monotonic() - started:.1f} s", flush=True)
+        return 130
     if any(p.exitcode for p in procs):
-        sys.exit("a stage failed")
+        raise shmpipe.PipeError("a stage failed (its traceback is above)")
     total, intervals, secs = counters[ROWS_IN], counters[INTERVALS_IN], counters[NANOS] / 1e9
-    if total != blocks * ROWS:
-        sys.exit(f"the sink received {total} rows, the sensor sent {blocks * ROWS}")
-    print(f"sink received {total} rows in {intervals} intervals, all checked, "
+    if total != counters[SENT]:
+        raise shmpipe.PipeError(f"the sink received {total} rows, the sensor sent "
+                                f"{counters[SENT]}")
+    print(f"sink received {total} rows in {intervals} intervals, each once and in order, "
           f"{total / secs / 1e6:.1f} M rows/s through 2 shared-memory pipes and 3 processes")
     print("left in /dev/shm:", left_in_dev_shm(pipes) or "nothing")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -171,3 +171,10 @@ def test_top_puts_the_pipe_with_a_slow_consumer_first(pipe_names: Any,
     # its ring is (nearly) full and the writer waits for the slow reader most of the time
     assert int(ours[0][2].rstrip("%")) >= 80 and int(ours[0][3].rstrip("%")) >= 50, last
     assert ours[0][5] == "pid" and ours[0][6] == str(kids[1].pid)
+
+
+def test_bench_runs_the_source_trees_benchmark() -> None:
+    done = shmpipe_cmd("bench", "--help-bench")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m bench")
+    assert "--quick" in done.stdout

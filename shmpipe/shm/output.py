@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -146,10 +147,21 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
     async def _sleep(self) -> None:
         """Wait for a reader to make room (its doorbell ring); every LIVENESS_PERIOD without
         one, release readers that died, and warn once per blocked episode longer than
-        ``slow_reader_warning`` seconds, naming the reader that holds the writer back."""
+        ``slow_reader_warning`` seconds, naming the reader that holds the writer back.
+        Cancelled, the blocked episode ends."""
         bell = self._role.bell
         assert bell is not None
-        if not await bell.wait(LIVENESS_PERIOD):
+        try:
+            rang = await bell.wait(LIVENESS_PERIOD)
+        except asyncio.CancelledError:  # the write gave up: it no longer counts as blocked
+            seg = self._role.seg
+            try:
+                h = self._enter()
+                ring.writer_unblocked(h, time.monotonic_ns())
+            finally:
+                seg.release()
+            raise
+        if not rang:
             seg = self._role.seg
             try:
                 h = self._enter()

@@ -91,7 +91,8 @@ def commit(h: Header, n: int, now: int) -> list[int]:
     h.rows_written += n
     h.blocks_written += 1
     h.last_write_ns = now
-    writer_unblocked(h, now)
+    if h.writer_blocked_since:
+        writer_unblocked(h, now)
     return wake_readers(h)
 
 
@@ -105,8 +106,7 @@ def writer_wait(h: Header, need: int, now: int) -> tuple[int, list[int]]:
     so it must see that the writer waits.
     """
     free = free_rows(h)
-    if free >= need:
-        writer_unblocked(h, now)
+    if free >= need:  # a blocked episode ends at the commit that follows
         return free, []
     writer_blocked(h, now)
     h.writer_waits += 1

@@ -170,7 +170,6 @@ class RingMachine(RuleBasedStateMachine):
             assert self.h.writer_sleeping == 1
             assert sorted(woken) == sorted(self.live), "readers must see the writer wait"
         else:
-            self.unblock()
             assert woken == []
             for r in self.live.values():  # the model's sleepers stay asleep: wake them
                 self.h.readers[r.slot].sleeping = 0

@@ -72,6 +72,7 @@ def test_stream_pipe_snippet(tmp_path: Any) -> None:
 
 
 def test_network_pipe_snippet(tmp_path: Any) -> None:
+    pytest.importorskip("zmq", reason="network pipes need pyzmq: pip install -e '.[net]'")
     code = snippets()["import asyncio, numpy as np"]
     assert "from shmpipe.net import" in code
     (tmp_path / "net.py").write_text(code)

@@ -14,6 +14,8 @@ import pytest
 
 import shmpipe
 
+pytest.importorskip("zmq", reason="network pipes need pyzmq: pip install -e '.[net]'")
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:  # spawned children import their entry points from netprocs.py
     sys.path.insert(0, HERE)

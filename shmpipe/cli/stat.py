@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.interval > 0:
         raise PipeError(f"--interval must be > 0 seconds, got {args.interval}")
     before = survey(name)
+    if before.problem:
+        raise PipeError(f"pipe {name!r} cannot be read: {before.problem}")
     refreshes = 0
     live = args.watch and sys.stdout.isatty()
     shown = 0

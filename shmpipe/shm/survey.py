@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,9 @@ from .header import (
 )
 from .segment import remove_objects
 
+# never follow a link, never block on a FIFO planted under a pipe's name
+_RO = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+_RW = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 SNAPSHOT_TRIES = 5
 CLEAN_LOCK_WAIT = 0.5  # seconds clean waits for a pipe's header mutex before leaving it be
 _WRITER_STATES = {NO_WRITER: "none", WRITER_OPEN: "open", WRITER_CLOSED: "closed",
@@ -114,12 +118,16 @@ def _snapshot(name: str) -> tuple[Header, int]:
     """A checked copy of pipe ``name``'s header and the segment's size; PipeError saying why
     it cannot be had."""
     try:
-        fd = os.open(_segment_path(name), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(_segment_path(name), _RO)
     except FileNotFoundError:
         raise PipeError("no segment (only its semaphore or doorbells are left)") from None
     except PermissionError:
         raise PipeError("permission denied (it belongs to another user)") from None
+    except OSError as e:
+        raise PipeError(f"cannot open its segment: {e.strerror}") from None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PipeError("its segment is not a regular file")
         size = os.fstat(fd).st_size
         if size < 8 or os.pread(fd, 8, 0) != MAGIC:
             raise PipeError("not a shmpipe segment (wrong magic)")
@@ -146,7 +154,7 @@ def _snapshot(name: str) -> tuple[Header, int]:
 def _liveness(name: str) -> tuple[int, Any]:
     """(descriptor of the pipe's lock file or -1, alive(owner) callable)."""
     try:
-        fd = os.open(names.lock_path(name), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(names.lock_path(name), _RO)
     except OSError:
         return -1, lambda owner: False
     return fd, lambda owner: locks.alive(fd, owner)
@@ -237,14 +245,18 @@ def _clean_one(name: str, dry_run: bool) -> Cleaned:
     if seg_exists and not _has_magic(name):
         return leave("not a shmpipe segment (wrong magic, or unreadable)")
     try:
-        fd = os.open(names.lock_path(name), os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(names.lock_path(name), _RW)
     except FileNotFoundError:
         if seg_exists:
             return leave("its semaphore is missing (removed by hand?): use shmpipe.unlink")
         fd = -1  # doorbells alone: nothing can use them
     except PermissionError:
         return leave("permission denied (it belongs to another user)")
+    except OSError as e:
+        return leave(f"cannot open its semaphore: {e.strerror}")
     try:
+        if fd >= 0 and not stat.S_ISREG(os.fstat(fd).st_mode):
+            return leave("its semaphore is not a regular file: not a shmpipe pipe")
         if fd >= 0:
             deadline = time.monotonic() + CLEAN_LOCK_WAIT
             while not locks.try_mutex(fd):
@@ -279,11 +291,13 @@ def _clean_one(name: str, dry_run: bool) -> Cleaned:
 
 def _has_magic(name: str) -> bool:
     try:
-        fd = os.open(_segment_path(name), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(_segment_path(name), _RO)
     except OSError:
         return False
     try:
-        return os.pread(fd, 8, 0) == MAGIC
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.pread(fd, 8, 0) == MAGIC
+    except OSError:
+        return False
     finally:
         os.close(fd)
 

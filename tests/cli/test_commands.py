@@ -178,3 +178,30 @@ def test_bench_runs_the_source_trees_benchmark() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: python -m bench")
     assert "--quick" in done.stdout
+
+
+def test_odd_entries_in_dev_shm_are_listed_never_touched_and_never_block() -> None:
+    tag = f"odd-{os.getpid()}"
+    made = {f"shmpipe.{tag}-dir": os.mkdir, f"shmpipe.{tag}-fifo": os.mkfifo,
+            f"sem.shmpipe.{tag}-sem.lock": os.mkfifo}
+    for entry, make in made.items():
+        make(f"/dev/shm/{entry}")
+    try:
+        ls = shmpipe_cmd("ls", timeout=20)  # a FIFO must not block the listing
+        assert ls.returncode == 0, ls.stderr
+        assert re.search(rf"{tag}-dir .*cannot read: its segment is not a regular file",
+                         ls.stdout), ls.stdout
+        assert re.search(rf"{tag}-fifo .*cannot read: its segment is not a regular file",
+                         ls.stdout), ls.stdout
+        done = shmpipe_cmd("clean", "-v", f"{tag}-dir", f"{tag}-fifo", f"{tag}-sem", timeout=20)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1] == "removed 0 pipes, 0 B freed; 3 kept"
+        assert all(os.path.lexists(f"/dev/shm/{entry}") for entry in made)
+        st = shmpipe_cmd("stat", f"{tag}-dir", timeout=20)
+        assert st.returncode == 1
+        assert st.stderr == (f"shmpipe stat: pipe '{tag}-dir' cannot be read: its segment is "
+                             "not a regular file\n")
+    finally:
+        for entry in made:
+            path = f"/dev/shm/{entry}"
+            (os.rmdir if os.path.isdir(path) else os.unlink)(path)

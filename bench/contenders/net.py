@@ -12,6 +12,7 @@ import tempfile
 from typing import Any
 
 from bench.contenders.base import IDLE, LATENCY, THROUGHPUT, Channel, End, unique
+from bench.contenders.shm import _import_shmpipe, _reader, _writer
 from bench.contenders.zeromq import Zmq
 from bench.harness import describe
 
@@ -35,21 +36,6 @@ def _probe() -> str | None:
     except Exception as exc:
         return describe(exc, where=False)
     return None
-
-
-def _reader(pipe: Any) -> End:
-    import shmpipe
-
-    rx = End()
-    rx.recv, rx.release, rx.close = pipe.read, pipe.consume, pipe.close
-    rx.end = (shmpipe.EmptyPipeError,)
-    return rx
-
-
-def _writer(pipe: Any) -> End:
-    tx = End()
-    tx.send, tx.close = pipe.write, pipe.close
-    return tx
 
 
 class NetTcp(Channel):
@@ -79,7 +65,7 @@ class NetTcp(Channel):
     def receiver(self) -> End:
         from shmpipe.net import NetInputPipe
 
-        return _reader(NetInputPipe(self.endpoint, self.layout))
+        return _reader(NetInputPipe(self.endpoint, self.layout), _import_shmpipe())
 
 
 class NetIpc(NetTcp):

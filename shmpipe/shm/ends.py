@@ -31,9 +31,12 @@ Ownership rules (how ends move between processes)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from . import names, ring
 from .input import OPEN_WAIT, ShmInputPipe
 from .output import ShmOutputPipe
-from .segment import DEFAULT_MODE
+from .segment import DEFAULT_MODE, open_segment
 from .segment import unlink as _unlink_segment
 
 
@@ -71,7 +74,7 @@ def open_output(
 def open_input(
     name: str, layout: str | None = None, *, capacity: int | None = None,
     mode: int = DEFAULT_MODE, owner: int | str | None = None, spin: float | None = None,
-    wait: float = OPEN_WAIT,
+    wait: float = OPEN_WAIT, key: str | None = None,
 ) -> ShmInputPipe:
     """Open a reading end of shared-memory pipe ``name``.
 
@@ -88,9 +91,45 @@ def open_input(
     200 µs of a read finding none, for at most twice that typical gap, and never while other
     tasks of the event loop are ready to run; an idle pipe never polls. ``0`` never polls; a
     number polls that long every time (lowest latency, more CPU).
+
+    ``key`` names a durable reader (see :func:`prepare`): in a durable pipe, the end adopts
+    the slot its key left when its process died, or that :func:`prepare` reserved, and reads
+    on from the oldest row that slot has not consumed. PipeError if a live end holds the key.
     """
     return ShmInputPipe(name, layout, capacity=capacity, mode=mode, owner=owner, spin=spin,
-                        wait=wait)
+                        wait=wait, key=key)
+
+
+def prepare(name: str, layout: str, capacity: int | None = None, *,
+            readers: Sequence[str] = (), mode: int = DEFAULT_MODE,
+            owner: int | str | None = None) -> None:
+    """Create pipe ``name`` (or open it, checking the layout) as a *durable* pipe, for a
+    supervisor that restarts the processes at its ends:
+
+    * a writer that dies is a break in the stream, not its end: readers wait for the writer
+      that replaces it (only a writer's ``close()`` ends the stream);
+    * each name in ``readers`` gets a reader slot now, at the oldest unconsumed row, so
+      the rows written before its end opens (``open_input(name, key=...)``) are kept for
+      it; when that end's process dies, the slot stays with its cursor for the next end of
+      the same key, so no row it has not consumed is lost. The writer waits for such a slot
+      like for any reader.
+
+    A durable pipe is never unlinked by its ends closing: remove it with :func:`unlink`.
+    Raises PipeError as :func:`open_output` does, and if the slots do not fit. Blocks only
+    to take the header lock.
+    """
+    seg, created = open_segment(name, layout, capacity, mode, owner)
+    try:
+        try:
+            ring.make_durable(seg.header, [names.key(r) for r in readers])
+        finally:
+            seg.release()
+    except BaseException:
+        if created:
+            _unlink_segment(name)
+        raise
+    finally:
+        seg.close()
 
 
 def unlink(name: str) -> None:
@@ -102,4 +141,4 @@ def unlink(name: str) -> None:
     _unlink_segment(name)
 
 
-__all__ = ["ShmInputPipe", "ShmOutputPipe", "open_input", "open_output", "unlink"]
+__all__ = ["ShmInputPipe", "ShmOutputPipe", "open_input", "open_output", "prepare", "unlink"]

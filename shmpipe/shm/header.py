@@ -27,6 +27,13 @@ process: the role counts as alive until then even if no process holds its lock.
 ``reserved`` is the end of the rows the writer has handed out with ``reserve()`` and not yet
 committed (0: none): no other writer may take the pipe over while a live writer holds them.
 
+A *durable* pipe (``flags & DURABLE``, made by a supervisor that restarts the processes at its
+ends) outlives the deaths of those processes: a writer found dead leaves the state
+``WRITER_LOST`` (a break at the write position; readers wait for a replacement instead of
+seeing the end of the stream), and a reader slot with a ``key`` whose owner died stays
+attached with owner 0 (an *orphan*: its cursor still holds the rows it has not consumed)
+until a reader opening with the same key adopts it.
+
 Counters (for monitoring: ``survey.py`` reads them without taking the mutex) are updated in
 the same critical sections: rows and blocks written, boundaries (intervals), rows read and
 time spent waiting per reader, time the writer spent blocked on a full ring
@@ -46,13 +53,15 @@ from ..layout import compute_dtype
 from .mirror import PAGE, page_round
 
 MAGIC = b"SHMPIPE\x00"
-VERSION = 3  # 3: counters for `shmpipe ls/stat/top` (times, last write)
+VERSION = 4  # 3: counters for `shmpipe ls/stat/top`; 4: durable pipes (flags, reader keys)
 MAX_READERS = 64
 MAX_BOUNDARIES = 1024
 LAYOUT_BYTES = 32
 
 # writer_state
-NO_WRITER, WRITER_OPEN, WRITER_CLOSED, WRITER_DEAD = 0, 1, 2, 3
+NO_WRITER, WRITER_OPEN, WRITER_CLOSED, WRITER_DEAD, WRITER_LOST = 0, 1, 2, 3, 4
+# flags
+DURABLE = 1  # a dead writer is a break, not the end; a keyed reader slot outlives its owner
 # reader slot state
 FREE, ACTIVE = 0, 1
 
@@ -73,6 +82,7 @@ class ReaderSlot(ctypes.Structure):
         ("rows_read", u64),
         ("reads", u64),
         ("wait_ns", u64),  # time spent waiting for rows (published at its next read)
+        ("key", u64),  # a durable reader's name (a hash), or 0
     ]
 
 
@@ -118,6 +128,7 @@ class Header(ctypes.Structure):
         ("last_write_ns", u64),  # the last commit
         ("writer_blocked_ns", u64),  # time the writer waited for room, episodes that ended
         ("writer_blocked_since", u64),  # start of the episode in progress, or 0
+        ("flags", u64),  # DURABLE
         ("readers", ReaderSlot * MAX_READERS),
         ("boundaries", u64 * MAX_BOUNDARIES),
     ]
@@ -192,7 +203,7 @@ def check_cursors(h: Header, name: str) -> None:
     """Raise PipeError if the cursors or the role table break their invariants (see the
     module docstring): every field a ring operation indexes with or trusts is bounded here."""
     w, cap = h.write, h.capacity
-    if h.writer_state > WRITER_DEAD:
+    if h.writer_state > WRITER_LOST:
         raise _corrupt(name, f"writer state {h.writer_state}")
     if h.writer_id > h.next_id:
         raise _corrupt(name, f"writer id {h.writer_id} beyond the last id {h.next_id}")

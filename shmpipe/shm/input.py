@@ -12,7 +12,7 @@ import numpy as np
 from ..buffer import Span
 from ..errors import PipeError
 from ..pipe import InputPipe
-from . import ring
+from . import names, ring
 from .end import LIVENESS_PERIOD, Role, ShmEnd
 from .header import WRITER_OPEN, Header
 from .segment import DEFAULT_MODE, open_continued, open_segment, trusted_uids
@@ -34,6 +34,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
         owner: int | str | None = None,
         spin: float | None = None,
         wait: float = OPEN_WAIT,
+        key: str | None = None,
         _handover: tuple[int, int, int, int] | None = None,
     ) -> None:
         trusted = trusted_uids(owner)
@@ -66,7 +67,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
                     role.bseq = bseq
                     self._publish_due = True
                 else:
-                    slot = ring.attach(h, me, os.getpid())
+                    slot = ring.attach(h, me, os.getpid(), 0 if key is None else names.key(key))
                     self._cursor.reset(int(h.readers[slot].cursor))
                     role.bseq = int(h.readers[slot].bseq)
             except BaseException:

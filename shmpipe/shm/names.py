@@ -10,6 +10,7 @@ A pipe named ``sensor-1`` owns, all in ``/dev/shm`` and all starting ``shmpipe.`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 
@@ -85,3 +86,11 @@ def entries_of(name: str) -> list[str]:
     except FileNotFoundError:
         return []
     return sorted(os.path.join(SHM_DIR, e) for e in entries if pipe_of(e) == name)
+
+
+def key(text: str) -> int:
+    """The nonzero 64-bit number a durable reader's name is kept as in the header."""
+    if not isinstance(text, str) or not text:
+        raise PipeError(f"a reader key must be a non-empty string, got {text!r}")
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") | 1

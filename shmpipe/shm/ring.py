@@ -25,12 +25,14 @@ from collections.abc import Callable
 from ..errors import PipeError
 from .header import (
     ACTIVE,
+    DURABLE,
     FREE,
     MAX_BOUNDARIES,
     MAX_READERS,
     NO_WRITER,
     WRITER_CLOSED,
     WRITER_DEAD,
+    WRITER_LOST,
     WRITER_OPEN,
     Header,
 )
@@ -261,28 +263,51 @@ def role_alive(owner: int, transit: int, alive: Alive, now: int) -> bool:
 
 
 def writer_gone(h: Header, alive: Alive, now: int) -> bool:
-    """True if no live writer is registered (marking a registered one that died as dead)."""
+    """True if no live writer is registered (marking a registered one that died as dead, or,
+    in a durable pipe, as lost: a break at the write position, and readers wait for the
+    writer that replaces it)."""
     if h.writer_state == WRITER_OPEN and not role_alive(
             int(h.writer_id), int(h.writer_transit), alive, now):
-        h.writer_state = WRITER_DEAD
         h.reserved = 0
+        if h.flags & DURABLE:
+            h.writer_state = WRITER_LOST
+            writer_unblocked(h, now)
+            if h.write > 0 and last_boundary(h) != h.write:
+                add_boundary(h)  # full table: the replacing writer adds it (claim_writer)
+        else:
+            h.writer_state = WRITER_DEAD
     return h.writer_state != WRITER_OPEN
 
 
 def stream_ended(h: Header) -> bool:
-    """True if the writer closed or was found dead."""
+    """True if the writer closed or was found dead (not lost: a durable pipe waits for a
+    replacement)."""
     return h.writer_state in (WRITER_CLOSED, WRITER_DEAD)
+
+
+def orphan(h: Header, slot: int) -> bool:
+    """Whether reader ``slot`` is a durable reader waiting for its key's next owner."""
+    s = h.readers[slot]
+    return bool(s.state == ACTIVE and s.owner == 0 and s.key)
 
 
 def reap(h: Header, alive: Alive, now: int) -> list[int]:
     """Detach the readers whose owner is gone (and no hand-over is in transit), and mark a
-    registered writer that is gone dead. Returns the owner ids of the roles found dead (their
-    doorbells can go)."""
-    dead = [i for i in active_slots(h)
-            if not role_alive(int(h.readers[i].owner), int(h.readers[i].transit), alive, now)]
+    registered writer that is gone dead (lost, in a durable pipe). In a durable pipe a keyed
+    reader is not detached but orphaned: its cursor stays, holding its unconsumed rows.
+    Returns the owner ids of the roles found dead (their doorbells can go)."""
+    dead = [i for i in active_slots(h) if h.readers[i].owner
+            and not role_alive(int(h.readers[i].owner), int(h.readers[i].transit), alive, now)]
     owners = [int(h.readers[i].owner) for i in dead]
     for i in dead:
-        detach(h, i)
+        s = h.readers[i]
+        if s.key and h.flags & DURABLE:
+            if s.sleeping:
+                s.sleeping = 0
+                h.sleepers = max(0, h.sleepers - 1)
+            s.owner = s.pid = s.transit = 0
+        else:
+            detach(h, i)
     h.readers_reaped += len(dead)
     if h.writer_state == WRITER_OPEN and writer_gone(h, alive, now):
         owners.append(int(h.writer_id))
@@ -298,7 +323,7 @@ def live_pids(h: Header, alive: Alive, now: int) -> list[int]:
         pids.append(int(h.writer_pid))
     for i in active_slots(h):
         s = h.readers[i]
-        if role_alive(int(s.owner), int(s.transit), alive, now):
+        if s.owner and role_alive(int(s.owner), int(s.transit), alive, now):
             pids.append(int(s.pid))
     return pids
 
@@ -377,13 +402,23 @@ def close_writer(h: Header, owner: int, now: int) -> list[int] | None:
 
 
 # --------------------------------------------------------------------------- readers
-def attach(h: Header, owner: int, pid: int) -> int:
+def attach(h: Header, owner: int, pid: int, key: int = 0) -> int:
     """Take a reader slot for ``owner`` (of process ``pid``); return its index.
 
     With no reader attached, the new reader starts at ``retained`` (the oldest row no reader
-    has consumed); otherwise at the write position. Raises PipeError when all
-    ``MAX_READERS`` slots are taken.
+    has consumed); otherwise at the write position. A reader with a ``key`` (nonzero) in a
+    durable pipe adopts the orphaned slot of that key, if there is one, and continues at its
+    cursor. Raises PipeError when all ``MAX_READERS`` slots are taken, or when a live reader
+    holds the key (reap first: an owner that died is then an orphan).
     """
+    if key:
+        for i in active_slots(h):
+            s = h.readers[i]
+            if s.key == key:
+                if s.owner:
+                    raise PipeError(f"a reader with this key is already attached: pid {s.pid}")
+                s.owner, s.pid, s.transit, s.sleeping = owner, pid, 0, 0
+                return i
     others = active_slots(h)
     for i in range(MAX_READERS):
         s = h.readers[i]
@@ -397,9 +432,26 @@ def attach(h: Header, owner: int, pid: int) -> int:
         s.cursor, s.bseq = h.retained, h.retained_bseq
     s.owner, s.pid, s.transit, s.sleeping = owner, pid, 0, 0
     s.rows_read = s.reads = s.wait_ns = 0
+    s.key = key
     s.state = ACTIVE
     h.readers_hi = max(_hi(h), i + 1)
     return i
+
+
+def make_durable(h: Header, keys: list[int]) -> None:
+    """Make the pipe durable and give each key in ``keys`` without a slot an orphaned slot at
+    the oldest row no reader has consumed (so its reader, attaching later, misses nothing).
+    Raises PipeError (changing nothing) if the slots do not fit."""
+    have = {int(h.readers[i].key) for i in active_slots(h)}
+    new = [k for k in dict.fromkeys(keys) if k and k not in have]
+    free = sum(1 for i in range(MAX_READERS) if h.readers[i].state == FREE)
+    if len(new) > free:
+        raise PipeError(f"{len(new)} durable readers do not fit: {free} reader slots free")
+    h.flags |= DURABLE
+    start, bseq = tail(h)
+    for k in new:
+        i = attach(h, 0, 0, k)
+        h.readers[i].cursor, h.readers[i].bseq = start, bseq
 
 
 def owns(h: Header, slot: int, owner: int) -> bool:
@@ -430,7 +482,7 @@ def detach(h: Header, slot: int) -> None:
         s.sleeping = 0
         h.sleepers = max(0, h.sleepers - 1)
     s.state = FREE
-    s.owner = s.pid = s.transit = 0
+    s.owner = s.pid = s.transit = s.key = 0
     while h.readers_hi and h.readers[_hi(h) - 1].state == FREE:
         h.readers_hi = _hi(h) - 1
 

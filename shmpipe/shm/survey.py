@@ -30,6 +30,7 @@ from .header import (
     VERSION,
     WRITER_CLOSED,
     WRITER_DEAD,
+    WRITER_LOST,
     WRITER_OPEN,
     Header,
     validate,
@@ -42,7 +43,7 @@ _RW = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 SNAPSHOT_TRIES = 5
 CLEAN_LOCK_WAIT = 0.5  # seconds clean waits for a pipe's header mutex before leaving it be
 _WRITER_STATES = {NO_WRITER: "none", WRITER_OPEN: "open", WRITER_CLOSED: "closed",
-                  WRITER_DEAD: "dead"}
+                  WRITER_DEAD: "dead", WRITER_LOST: "lost"}
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def survey(name: str) -> PipeInfo:
         for i in ring.active_slots(h):
             s = h.readers[i]
             readers.append(ReaderInfo(
-                slot=i, pid=int(s.pid), alive=live(int(s.owner), int(s.transit)),
+                slot=i, pid=int(s.pid), alive=bool(s.owner) and live(int(s.owner), int(s.transit)),
                 lag=max(0, int(h.write - s.cursor)), rows_read=int(s.rows_read),
                 waited_s=int(s.wait_ns) / 1e9, asleep=bool(s.sleeping)))
         return PipeInfo(

@@ -399,3 +399,32 @@ def handed_reader(inp: Any, n: int, took: Any, q: Any) -> None:
         return res
 
     _report(q, main())
+
+
+def durable_writer(name: str, start: int, stop: int, wrote: Any, close: bool) -> None:
+    """Write rows ``start..stop-1`` into durable pipe ``name``, set ``wrote``, then close
+    (``close``) or wait to be killed."""
+    async def main() -> None:
+        out = shmpipe.open_output(name, LAYOUT)
+        await out.write(rows(start, stop))
+        wrote.set()
+        if close:
+            await out.close()
+        else:
+            await asyncio.sleep(PARK)
+
+    asyncio.run(main())
+
+
+def durable_reader(name: str, key: str, consume: int, q: Any) -> None:
+    """Open ``name`` as durable reader ``key``, read, consume ``consume`` rows, report the
+    first timestamp it saw and what it consumed, then wait to be killed."""
+    async def main() -> None:
+        inp = shmpipe.open_input(name, LAYOUT, key=key)
+        data = await read(inp)
+        inp.consume(consume)
+        inp.read_nowait()  # publishes the consumed position (as the next read does)
+        q.put(("ok", (int(data["timestamp"][0]), consume)))
+        await asyncio.sleep(PARK)
+
+    asyncio.run(main())

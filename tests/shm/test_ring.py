@@ -59,6 +59,7 @@ class RingMachine(RuleBasedStateMachine):
         self.data = np.full(capacity, -1, np.int64)  # row i lives at i % capacity
         self.boundaries: list[int] = []  # every boundary ever recorded
         self.live: dict[int, Reader] = {}
+        self.orphans: dict[int, Reader] = {}  # durable readers whose owner died, by slot
         self.retained = 0
         self.dead: set[int] = set()  # owner ids whose process died
         self.now = 0
@@ -199,7 +200,7 @@ class RingMachine(RuleBasedStateMachine):
     @precondition(lambda self: len(self.live) < 4)
     @rule(target=readers)
     def attach(self):  # type: ignore[no-untyped-def]
-        alone = not self.live
+        alone = not self.live and not self.orphans
         me = ring.new_id(self.h)
         slot = ring.attach(self.h, me, 1)
         r = Reader(slot, self.h, me)
@@ -318,21 +319,21 @@ class RingMachine(RuleBasedStateMachine):
             assert 0 <= h.write - s.cursor <= self.cap
             assert 0 <= h.boundary_count - s.bseq <= MAX_BOUNDARIES
         assert 0 <= ring.free_rows(h) <= self.cap
-        assert sorted(ring.active_slots(h)) == sorted(self.live)
+        assert sorted(ring.active_slots(h)) == sorted([*self.live, *self.orphans])
         assert all(ring.owns(h, slot, r.owner) for slot, r in self.live.items())
         assert int(h.reserved) == self.reserved
         check_cursors(h, "model")  # what every process re-checks after a recovery
         assert ring.blocked_ns(h, self.now) == self.blocked_total + (
             max(0, self.now - self.blocked_since) if self.blocked_since else 0)
         slowest = ring.slowest_reader(h)
-        if self.live:
-            assert slowest in self.live
-            assert h.readers[slowest].cursor == min(
-                int(h.readers[i].cursor) for i in self.live)
+        attached = [*self.live, *self.orphans]
+        if attached:
+            assert slowest in attached
+            assert h.readers[slowest].cursor == min(int(h.readers[i].cursor) for i in attached)
         else:
             assert slowest is None
         assert ring.unused(h) == (
-            self.writer_state != "open" and not self.live
+            self.writer_state != "open" and not attached
             and int(h.write) == self.retained)
 
 

@@ -14,16 +14,16 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import PipeError
-from . import bench, bridge, clean, demo, keys, ls, stat, top
+from . import bench, bridge, clean, demo, keys, ls, run, stat, top
 
-COMMANDS = (demo, ls, stat, top, clean, bridge, keys, bench)
+COMMANDS = (demo, run, ls, stat, top, clean, bridge, keys, bench)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="shmpipe",
-        description="See, watch and clean the shared-memory pipes of this host; bridge them "
-                    "across hosts.")
+        description="Run pipelines of modules; see, watch and clean the shared-memory pipes "
+                    "of this host; bridge them across hosts.")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from ..errors import EmptyPipeError, PipeError
@@ -35,6 +36,7 @@ async def bridge(
     window: int = DEFAULT_WINDOW,
     timeout: float | None = DEFAULT_TIMEOUT,
     curve: Curve | None = None,
+    key: str | None = None,
 ) -> int:
     """Forward every row and interval break from ``src`` to ``dst``; return the rows moved.
 
@@ -44,7 +46,8 @@ async def bridge(
     layout is known: ``layout``, else the source's (a network source's first message).
     ``bind``: whether the network side binds (default: a network source binds, a network
     destination connects). ``window``, ``timeout``, ``curve``: as for
-    :class:`~shmpipe.net.NetInputPipe` / :class:`~shmpipe.net.NetOutputPipe`.
+    :class:`~shmpipe.net.NetInputPipe` / :class:`~shmpipe.net.NetOutputPipe`. ``key``: a
+    pipe source's durable reader key (see :func:`shmpipe.shm.prepare`).
 
     Runs until the source ends: then it closes the destination (the end of the stream goes
     on) and returns. Cancelled, it stops reading, closes what it opened and re-raises
@@ -56,7 +59,7 @@ async def bridge(
     """
     if is_endpoint(src) and is_endpoint(dst) and bind is not None:
         raise PipeError("bind= is ambiguous when both sides are endpoints")
-    inp = await _open_source(src, layout, bind, window, timeout, curve)
+    inp = await _open_source(src, layout, bind, window, timeout, curve, key)
     out: OutputPipe | None = None
     moved = 0
     done = False
@@ -92,14 +95,15 @@ async def bridge(
 
 
 async def _open_source(src: str, layout: str | None, bind: bool | None, window: int,
-                       timeout: float | None, curve: Curve | None) -> InputPipe:
+                       timeout: float | None, curve: Curve | None,
+                       key: str | None = None) -> InputPipe:
     if is_endpoint(src):
         return NetInputPipe(src, layout, bind=True if bind is None else bind, window=window,
                             curve=curve)
     if layout is not None:
-        return open_input(src, layout)
+        return open_input(src, layout, key=key)
     wait = 10.0 if timeout is None else timeout
-    return await asyncio.to_thread(open_input, src, wait=wait)
+    return await asyncio.to_thread(functools.partial(open_input, src, wait=wait, key=key))
 
 
 def _open_destination(dst: str, layout: str, bind: bool | None, capacity: int | None,

@@ -1,0 +1,255 @@
+"""One process of a pipeline: its modules as coroutines, each restarted per its policy.
+
+Started by the supervisor as ``python -m shmpipe.run.worker`` in a session of its own (a
+terminal's Ctrl-C reaches the supervisor only, which stops the pipeline in order). It reads
+the supervisor's ``sys.path`` and its :class:`Spec` (pickled) on stdin, then talks to the
+supervisor over two descriptors:
+
+* control (supervisor -> worker), lines ``stop-sources`` (stop the modules without inputs)
+  and ``stop`` (stop every module); the end of the file (the supervisor is gone) is ``stop``;
+* status (worker -> supervisor), one JSON object per line: ``{"module": M, "event":
+  "finished" | "gave-up" | "stopped"}`` when module M is done for good.
+
+A module that raises is logged with its traceback, an interval break is written on its
+outputs, and it is restarted after a backoff (``BACKOFF_FIRST`` doubling to
+``BACKOFF_MAX``) unless its policy says otherwise; after ``MAX_FAILURES`` failures in a row
+(a run that lasted ``STABLE`` seconds starts the count again) it is given up. Its pipe
+objects stay across restarts, so a restarted consumer reads on from its unconsumed rows.
+When a module is done its outputs are closed (its consumers drain them and end) and its
+inputs are drained or released, so its producers never wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import pickle
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+from ..errors import EmptyPipeError, PipeError
+from ..local import LocalPipe
+from ..pipe import Pipe
+from ..shm import open_input, open_output
+from .config import Pipeline
+from .module import STOP_TIMEOUT, Code, run_module
+from .plan import End, Process
+
+log = logging.getLogger("shmpipe.run")
+
+BACKOFF_FIRST = 0.1  # seconds before the first restart; doubled after each failure
+BACKOFF_MAX = 30.0
+MAX_FAILURES = 5  # failures in a row before a module is given up
+STABLE = 30.0  # seconds a run must last for its failure to start the count again
+LOCAL_WRITE_LIMIT = 64  # blocks a LocalPipe holds before its writer waits
+
+
+@dataclass
+class Spec:
+    """What a worker runs: the modules of ``process`` (those in ``modules``) of ``pipeline``."""
+
+    pipeline: Pipeline
+    codes: dict[str, Code]
+    process: Process
+    modules: list[str]
+    log_level: int
+    status_fd: int
+    control_fd: int
+    grace: float = STOP_TIMEOUT
+
+
+class Worker:
+    """Runs the modules of one process (see the module docstring)."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.stops = {name: asyncio.Event() for name in spec.modules}
+        self.inputs: dict[str, dict[str, Pipe]] = {}
+        self.outputs: dict[str, dict[str, Pipe]] = {}
+        self.opened: list[Pipe] = []
+        self.status = os.fdopen(spec.status_fd, "w", buffering=1)
+        self.failed = False
+        self.drains: list[asyncio.Future[None]] = []
+
+    # --------------------------------------------------------------- pipes
+    def open_pipes(self) -> None:
+        """Open every pipe of the process's modules: LocalPipes for the streams inside it
+        (fan-out: the others subscribed to the first consumer's), shm ends for the rest."""
+        proc = self.spec.process
+        local: dict[str, list[LocalPipe]] = {}
+        for name in proc.modules:
+            self.inputs[name], self.outputs[name] = {}, {}
+        for name in proc.modules:
+            for pipe, end in proc.inputs[name].items():
+                if end.shm is None:
+                    lp = LocalPipe(end.layout, name=f"{name}.{pipe}",
+                                   write_limit=LOCAL_WRITE_LIMIT)
+                    local.setdefault(end.stream, []).append(lp)
+                    self.inputs[name][pipe] = lp
+                else:
+                    self.inputs[name][pipe] = self._open(end, reader=True)
+        for name in proc.modules:
+            for pipe, end in proc.outputs[name].items():
+                if end.shm is None:
+                    first, *others = local[end.stream]
+                    for other in others:
+                        first.subscribe(other)
+                    self.outputs[name][pipe] = first
+                else:
+                    self.outputs[name][pipe] = self._open(end, reader=False)
+
+    def _open(self, end: End, reader: bool) -> Pipe:
+        assert end.shm is not None
+        pipe: Pipe = (open_input(end.shm, end.layout, key=end.key) if reader
+                      else open_output(end.shm, end.layout))
+        self.opened.append(pipe)
+        return pipe
+
+    # --------------------------------------------------------------- control
+    def stop(self, which: str) -> None:
+        """Ask modules to stop: "sources" (no inputs) or "all"."""
+        for name, ev in self.stops.items():
+            if which == "all" or not self.spec.process.inputs[name]:
+                ev.set()
+
+    async def control(self) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        f = os.fdopen(self.spec.control_fd, "rb", buffering=0)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), f)
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    self.stop("all")  # the supervisor is gone
+                    return
+                self.stop("sources" if line.strip() == b"stop-sources" else "all")
+        finally:
+            transport.close()
+
+    def report(self, module: str, event: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.status.write(json.dumps({"module": module, "event": event}) + "\n")
+
+    # --------------------------------------------------------------- modules
+    async def run(self) -> int:
+        """Run every module to its end; 0 if none was given up, else 1."""
+        self.open_pipes()
+        control = asyncio.ensure_future(self.control())
+        try:
+            await asyncio.gather(*(self.module(name) for name in self.spec.modules))
+        finally:
+            for t in (control, *self.drains):
+                t.cancel()
+            await asyncio.gather(control, *self.drains, return_exceptions=True)
+            for pipe in self.opened:
+                with contextlib.suppress(PipeError):
+                    await pipe.close()
+            self.status.close()
+        return 1 if self.failed else 0
+
+    async def module(self, name: str) -> None:
+        m = self.spec.pipeline.modules[name]
+        stop = self.stops[name]
+        inputs, outputs = self.inputs[name], self.outputs[name]
+        failures = 0
+        event = "finished"
+        log.info("%s: started (pid %d)", name, os.getpid())
+        try:
+            while True:
+                started = time.monotonic()
+                error: BaseException | None = None
+                try:
+                    await run_module(self.spec.codes[name], m.args, inputs, outputs, stop,
+                                     name=name, grace=self.spec.grace)
+                except Exception as e:
+                    error = e
+                if stop.is_set():
+                    event = "stopped"
+                    if error is not None:
+                        log.error("%s: failed while stopping: %s", name, _describe(error),
+                                  exc_info=error)
+                    log.info("%s: stopped", name)
+                    return
+                if error is None:
+                    if m.restart != "always":
+                        log.info("%s: finished", name)
+                        return
+                    failures = 0
+                else:
+                    failures = failures + 1 if time.monotonic() - started < STABLE else 1
+                    log.error("%s: failed: %s", name, _describe(error), exc_info=error)
+                    if m.restart == "never" or failures >= MAX_FAILURES:
+                        why = ("restart = \"never\"" if m.restart == "never"
+                               else f"{failures} failures in a row")
+                        log.error("%s: given up (%s)", name, why)
+                        event, self.failed = "gave-up", True
+                        return
+                await self._break(name, outputs)
+                delay = 0.0 if error is None else min(BACKOFF_MAX,
+                                                      BACKOFF_FIRST * 2 ** (failures - 1))
+                log.info("%s: restarting in %.1f s", name, delay)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                if stop.is_set():
+                    event = "stopped"
+                    return
+        finally:
+            await self._done(name, inputs, outputs)
+            self.report(name, event)
+
+    async def _break(self, name: str, outputs: dict[str, Pipe]) -> None:
+        for pipe in outputs.values():
+            try:
+                await pipe.close_interval()
+            except PipeError as e:
+                log.warning("%s: cannot write the break on %s: %s", name, pipe.name, e)
+
+    async def _done(self, name: str, inputs: dict[str, Pipe], outputs: dict[str, Pipe]) -> None:
+        for pipe in outputs.values():
+            try:
+                await pipe.close()
+            except PipeError as e:
+                log.warning("%s: closing %s: %s", name, pipe.name, e)
+        for pipe in inputs.values():
+            if isinstance(pipe, LocalPipe):  # keep its producer flowing: discard what comes
+                self.drains.append(asyncio.ensure_future(_drain(pipe)))
+            else:
+                with contextlib.suppress(PipeError):
+                    await pipe.close()
+
+
+async def _drain(pipe: Pipe) -> None:
+    with contextlib.suppress(EmptyPipeError, PipeError):
+        while True:
+            data = await pipe.read()
+            pipe.consume(len(data))
+
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def main() -> int:
+    sys.path[:] = pickle.load(sys.stdin.buffer)  # first: the spec may name the user's modules
+    spec: Spec = pickle.load(sys.stdin.buffer)
+    logging.basicConfig(level=spec.log_level, format="%(message)s", stream=sys.stderr)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
+
+    async def go() -> int:
+        worker = Worker(spec)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, worker.stop, "all")
+        return await worker.run()
+
+    return asyncio.run(go())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

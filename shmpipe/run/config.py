@@ -261,6 +261,8 @@ class Pipeline:
 
     def _check_pipes(self, m: Module, code: Code) -> None:
         where = f"modules.{m.name}"
+        if code.source and (m.inputs or len(m.outputs) != 1):
+            self._fail("a ReaderModule has exactly one output and no inputs", where)
         uses = code.uses()
         for side, table, used in (("inputs", m.inputs, uses[0]), ("outputs", m.outputs, uses[1])):
             if used is None:
@@ -273,8 +275,6 @@ class Pipeline:
             if missing:
                 self._fail(f"the module's code uses {side[:-1]} {missing[0]!r}, not given",
                            f"{where}.{side}")
-        if code.source and (m.inputs or len(m.outputs) != 1):
-            self._fail("a ReaderModule has exactly one output and no inputs", where)
 
     def _check_cycles(self, producers: dict[str, list[str]]) -> None:
         after: dict[str, set[str]] = {name: set() for name in self.modules}

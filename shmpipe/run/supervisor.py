@@ -86,13 +86,14 @@ class Supervisor:
         self.stopping = False
         self.killing = asyncio.Event()
         self.gave_up = False
+        self.forced = False
 
     # --------------------------------------------------------------- the run
     async def run(self, stop: asyncio.Event | None = None,
                   kill: asyncio.Event | None = None) -> int:
         """Run until every module is done (0, or 1 if a module was given up) or ``stop`` is
-        set (0); ``kill`` set (a second request) kills every process at once. Unlinks every
-        shm pipe of the run before returning, also when cancelled."""
+        set (0); ``kill`` set (a second request) kills every process at once (130). Unlinks
+        every shm pipe of the run before returning, also when cancelled."""
         stop = stop or asyncio.Event()
         made: list[str] = []
         try:
@@ -123,7 +124,7 @@ class Supervisor:
                     unlink(name)
                 except PipeError as e:
                     log.warning("cannot remove pipe %s: %s", name, e)
-        return 1 if self.gave_up else 0
+        return 130 if self.forced else 1 if self.gave_up else 0
 
     async def _all_done(self, tasks: list[asyncio.Task[None]]) -> None:
         await asyncio.gather(*tasks)
@@ -145,6 +146,7 @@ class Supervisor:
                 return
             if killer in done:
                 log.warning("stopping at once: killing every process")
+                self.forced = True
                 break
             if step == "stop":
                 log.info("stopping: the rest did not drain within %.0f s: asking every "
@@ -284,8 +286,8 @@ def run(pipeline: Pipeline, host: str | None = None, *, drain: float = DRAIN,
         grace: float = STOP_TIMEOUT) -> int:
     """Run this host's part of ``pipeline`` in a new event loop until it ends; the first
     SIGINT or SIGTERM stops it in order, a second kills its processes. Returns the exit
-    status (0, or 1 if a module was given up). Raises ConfigError before anything starts
-    for a pipeline that cannot run."""
+    status (0; 1 if a module was given up; 130 after a second request). Raises ConfigError
+    before anything starts for a pipeline that cannot run."""
     sup = Supervisor(pipeline, host, drain=drain, grace=grace)
 
     async def go() -> int:

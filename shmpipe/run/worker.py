@@ -6,7 +6,8 @@ the supervisor's ``sys.path`` and its :class:`Spec` (pickled) on stdin, then tal
 supervisor over two descriptors:
 
 * control (supervisor -> worker), lines ``stop-sources`` (stop the modules without inputs)
-  and ``stop`` (stop every module); the end of the file (the supervisor is gone) is ``stop``;
+  and ``stop`` (stop every module); the end of the file (the supervisor is gone) is ``stop``,
+  and the worker unlinks the shm pipes it used once its modules are done;
 * status (worker -> supervisor), one JSON object per line: ``{"module": M, "event":
   "finished" | "gave-up" | "stopped"}`` when module M is done for good.
 
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from ..errors import EmptyPipeError, PipeError
 from ..local import LocalPipe
 from ..pipe import Pipe
-from ..shm import open_input, open_output
+from ..shm import open_input, open_output, unlink
 from .config import Pipeline
 from .module import STOP_TIMEOUT, Code, run_module
 from .plan import End, Process
@@ -75,6 +76,7 @@ class Worker:
         self.status = os.fdopen(spec.status_fd, "w", buffering=1)
         self.failed = False
         self.drains: list[asyncio.Future[None]] = []
+        self.orphaned = False  # the supervisor died: nobody else will unlink the pipes
 
     # --------------------------------------------------------------- pipes
     def open_pipes(self) -> None:
@@ -128,6 +130,7 @@ class Worker:
                 line = await reader.readline()
                 if not line:
                     self.stop("all")  # the supervisor is gone
+                    self.orphaned = True
                     return
                 self.stop("sources" if line.strip() == b"stop-sources" else "all")
         finally:
@@ -151,6 +154,9 @@ class Worker:
             for pipe in self.opened:
                 with contextlib.suppress(PipeError):
                     await pipe.close()
+                if self.orphaned and pipe.name:
+                    with contextlib.suppress(PipeError):
+                        unlink(pipe.name)
             self.status.close()
         return 1 if self.failed else 0
 

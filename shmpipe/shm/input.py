@@ -53,6 +53,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
         self._publish_due = False
         self._seen: tuple[int, int, int] = (0, 0, 0)
         self._wait_owed = 0  # ns spent waiting, not yet counted in the header
+        self._durable = key is not None  # publish each consume: it must outlive the process
         role = Role(seg, trusted, reader=True)
         role.cursor = self._cursor
         try:
@@ -119,6 +120,33 @@ class ShmInputPipe(ShmEnd, InputPipe):
         self._cursor.read_end = self._cursor.consumed  # as after unpickling
         self._cursor.reread = False
         self._publish_due = True
+
+    def consume(self, num_rows: int) -> None:
+        """As :meth:`Pipe.consume`; a durable reader (opened with ``key``) also publishes
+        its position at once (one header lock round trip), so that a reader of its key
+        taking over after this process dies starts exactly at the first unconsumed row."""
+        super().consume(num_rows)
+        if self._durable and num_rows:
+            self._publish()
+
+    def consume_all(self) -> None:
+        """As :meth:`Pipe.consume_all` (published at once for a durable reader)."""
+        super().consume_all()
+        if self._durable:
+            self._publish()
+
+    def _publish(self) -> None:
+        seg = self._role.seg
+        wake = 0
+        try:
+            h = self._enter()
+            if ring.publish(h, self._role.slot, self._cursor.consumed, self._role.bseq):
+                wake = int(h.writer_id)
+            self._publish_due = False
+        finally:
+            seg.release()
+        if wake:
+            self._role.ring_owner(wake)
 
     # ----------------------------------------------------------------- read hooks
     def _before_read(self) -> None:

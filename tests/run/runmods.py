@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+from collections.abc import Callable
 
 import numpy as np
 
@@ -55,21 +57,29 @@ async def passthrough(inputs: dict, outputs: dict) -> None:
 
 
 async def crash_once(inputs: dict, outputs: dict, marker: str, after: int = 300) -> None:
-    """Copy rows like passthrough; the first run (no ``marker`` file yet) raises after
-    copying and consuming ``after`` rows."""
+    """Copy rows like passthrough; in the first run (no ``marker`` file yet) raise once at
+    least ``after`` rows are copied and consumed (before passing on a break the last read
+    ended at), writing the row count it failed at into ``marker``."""
+    await _copy_then(inputs, outputs, marker, after, _raise)
+
+
+def _raise() -> None:
+    raise RuntimeError("crash_once: failing on purpose")
+
+
+async def _copy_then(inputs: dict, outputs: dict, marker: str, after: int,
+                     fail: Callable[[], None]) -> None:
     inp, out = inputs["input"], outputs["output"]
     copied = 0
     while True:
         data = await inp.read()
-        if not os.path.exists(marker) and copied + len(data) > after:
-            data = data[: after - copied]
-            await out.write(data)
-            inp.consume(len(data))
-            open(marker, "w").close()
-            raise RuntimeError("crash_once: failing on purpose")
         await out.write(data)
         inp.consume(len(data))
         copied += len(data)
+        if copied >= after and not os.path.exists(marker):
+            with open(marker, "w") as f:
+                f.write(str(copied))
+            fail()  # before passing on a break it read: the failure leaves one there
         if inp.end_of_interval:
             await out.close_interval()
 
@@ -125,3 +135,32 @@ class Ticker(shmpipe.ReaderModule):
             await output.write(rows(start, start + 10))
             start += 10
             await asyncio.sleep(0.001)
+
+
+async def die_once(inputs: dict, outputs: dict, marker: str, after: int = 300) -> None:
+    """crash_once, but the process kills itself (SIGKILL) instead of raising."""
+    await _copy_then(inputs, outputs, marker, after,
+                     lambda: os.kill(os.getpid(), signal.SIGKILL))
+
+
+async def always_fails(inputs: dict, outputs: dict) -> None:
+    """Read one block, then raise (before writing anything to its output)."""
+    out = outputs["output"]
+    await inputs["input"].read()
+    if out.closed:
+        return
+    raise ValueError("always_fails: failing on purpose")
+
+
+async def stubborn(inputs: dict, outputs: dict) -> None:
+    """Write rows and ignore stop requests (it is cancelled after the grace period) and
+    cancellation (it goes on): only a kill stops it. Its input is never read."""
+    out, _ = outputs["output"], inputs["input"]
+    start = 0
+    while True:
+        try:
+            await out.write(rows(start, start + 10))
+            start += 10
+            await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            continue

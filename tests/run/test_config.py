@@ -1,0 +1,155 @@
+"""Pipeline files and their checks: every bad config is refused before anything starts,
+naming the file, the key and the line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+import shmpipe
+from shmpipe.run import ConfigError, Pipeline
+
+GOOD = """\
+[streams]
+raw = "float32_2"
+filtered = "float32_2"
+
+[modules.source]
+code = "runmods:counter"
+outputs = { output = "raw" }
+args = { n = 100 }
+
+[modules.filter]
+code = "runmods:passthrough"
+inputs = { input = "raw" }
+outputs = { output = "filtered" }
+
+[modules.sink]
+code = "runmods:collect"
+inputs = { input = "filtered" }
+args = { path = "/nonexistent" }
+"""
+
+
+def refused(toml: Callable[[str], str], text: str, host: str | None = None) -> ConfigError:
+    path = toml(text)
+    with pytest.raises(ConfigError) as info:
+        Pipeline.load(path).check(host)
+    assert str(info.value).startswith(path), info.value
+    return info.value
+
+
+def test_a_good_file_passes_and_names_its_codes(toml: Callable[[str], str]) -> None:
+    codes = Pipeline.load(toml(GOOD)).check()
+    assert {n: c.kind for n, c in codes.items()} == {
+        "source": "function", "filter": "function", "sink": "function"}
+
+
+@pytest.mark.parametrize(("old", "new", "key", "line", "reason"), [
+    ('code = "runmods:passthrough"', 'code = "runmods:nothing"', "modules.filter.code", 11,
+     "runmods has no attribute 'nothing'"),
+    ('code = "runmods:passthrough"', 'code = "no_such_package.mod:f"', "modules.filter.code",
+     11, "cannot import no_such_package.mod: ModuleNotFoundError: No module named"),
+    ('code = "runmods:passthrough"', 'code = "runmods"', "modules.filter.code", 11,
+     'expected "package.module:attribute"'),
+    ('code = "runmods:passthrough"', 'code = "runmods:rows"', "modules.filter.code", 11,
+     "is not an async function nor a module class"),
+    ('inputs = { input = "raw" }', 'inputs = { input = "rawx" }', "modules.filter.inputs.input",
+     12, "unknown stream 'rawx'"),
+    ('args = { n = 100 }', 'args = { n = 100 }\nprocces = "x"', "modules.source.procces", 9,
+     "unknown key"),
+    ('[streams]', '[stream]', "stream", 1, "unknown key"),
+    ('outputs = { output = "filtered" }', 'outputs = { output = "raw" }', "streams.raw", 2,
+     "two producers: modules source and filter"),
+    ('filtered = "float32_2"', 'filtered = "float32_2"\nghost = "float32_2"', "streams.ghost", 4,
+     "no module writes this stream"),
+    ('inputs = { input = "filtered" }', 'inputs = { input = "raw" }', "streams.filtered", 3,
+     "no module reads it"),
+    ('inputs = { input = "raw" }', 'inputs = { inp = "raw" }', "modules.filter.inputs.inp", 12,
+     "the module's code does not use input 'inp' (it uses: input)"),
+    ('raw = "float32_2"', 'raw = "float32_two"', "streams.raw", 2, "bad layout 'float32_two'"),
+    ('args = { n = 100 }', 'args = { n = 100 }\nrestart = "sometimes"', "modules.source.restart",
+     9, "expected one of never, on-failure, always"),
+    ('args = { n = 100 }', 'args = { n = 100 }\nhost = "b"', "modules.source.host", 9,
+     "unknown host 'b'"),
+    ('args = { n = 100 }', 'args = { n = 100 }\nexec = "x"', "modules.source", 5,
+     "give exactly one of code and exec"),
+    ('[modules.sink]', '[modules."bad name"]', "modules.bad name", 15, "bad module name"),
+])
+def test_each_bad_config_is_refused_naming_file_key_and_line(
+        toml: Callable[[str], str], old: str, new: str, key: str, line: int | None,
+        reason: str) -> None:
+    assert old in GOOD
+    e = refused(toml, GOOD.replace(old, new, 1))
+    assert e.key == key
+    assert e.line == line
+    assert reason in e.reason, e.reason
+
+
+def test_a_cycle_is_refused(toml: Callable[[str], str]) -> None:
+    text = GOOD.replace('inputs = { input = "raw" }', 'inputs = { input = "loop" }').replace(
+        '[streams]', '[streams]\nloop = "float32_2"') + """
+[modules.back]
+code = "runmods:passthrough"
+inputs = { input = "raw" }
+outputs = { output = "loop" }
+"""
+    text = text.replace('args = { n = 100 }', '')
+    text = text.replace('code = "runmods:counter"\noutputs = { output = "raw" }',
+                        'code = "runmods:passthrough"\ninputs = { input = "filtered" }\n'
+                        'outputs = { output = "raw" }')
+    text = text.replace('[modules.sink]\ncode = "runmods:collect"\ninputs = { input = "filtered" }',
+                        '[modules.sink]\ncode = "runmods:collect"\ninputs = { input = "loop" }')
+    e = refused(toml, text)
+    assert "a cycle:" in e.reason and "->" in e.reason, e.reason
+
+
+def test_invalid_toml_gives_the_line(toml: Callable[[str], str]) -> None:
+    path = toml(GOOD.replace('raw = "float32_2"', 'raw = float32_2'))
+    with pytest.raises(ConfigError) as info:
+        Pipeline.load(path)
+    assert info.value.line == 2 and "not valid TOML" in str(info.value)
+
+
+def test_a_missing_file_is_refused_with_why(tmp_path: object) -> None:
+    with pytest.raises(ConfigError, match="cannot read the file: No such file"):
+        Pipeline.load(f"{tmp_path}/nope.toml")
+
+
+def test_hosts_are_checked(toml: Callable[[str], str]) -> None:
+    hosts = '[hosts]\na = "tcp://127.0.0.1:5601"\nb = "udp://x"\n'
+    e = refused(toml, hosts + GOOD)
+    assert e.key == "hosts.b" and e.line == 3 and "expected tcp://ADDRESS:PORT" in e.reason
+    e = refused(toml, '[hosts]\na = "tcp://127.0.0.1:5601"\n' + GOOD, host="c")
+    assert "unknown host 'c'" in e.reason
+    e = refused(toml, GOOD, host="a")
+    assert "no [hosts]" in e.reason
+
+
+def test_a_module_pipe_the_code_uses_but_is_not_given(toml: Callable[[str], str]) -> None:
+    e = refused(toml, GOOD.replace('outputs = { output = "filtered" }',
+                                   'outputs = { out = "filtered" }'))
+    assert e.key == "modules.filter.outputs.out"
+    assert "does not use output 'out' (it uses: output)" in e.reason
+
+
+def test_a_reader_class_must_have_one_output_and_no_input(toml: Callable[[str], str]) -> None:
+    e = refused(toml, GOOD.replace('code = "runmods:passthrough"', 'code = "runmods:Ticker"'))
+    assert e.key == "modules.filter" and "one output and no inputs" in e.reason
+
+
+def test_python_pipelines_take_functions_and_refuse_unimportable_ones() -> None:
+    import runmods
+
+    p = shmpipe.Pipeline().stream("raw", "float32_2")
+    p.module("source", runmods.counter, outputs={"output": "raw"})
+    p.module("sink", runmods.Doubler, inputs={"input": "raw"}, outputs={})
+    with pytest.raises(ConfigError, match=r"modules\.sink\.outputs: the module's code uses"):
+        p.check()
+
+    async def local(inputs: dict, outputs: dict) -> None:
+        pass
+
+    with pytest.raises(shmpipe.run.ModuleError, match="cannot be imported by another process"):
+        p.module("x", local)

@@ -34,6 +34,14 @@ INTRO = {
     "scaling": "One process; a backlog of n unconsumed rows, then repeatedly: write one row, "
     "time `read()` (it returns the n+1 rows), time `consume(1)`. Medians. `*`: read() "
     "returned fewer rows than were unconsumed.",
+    "pipeline": "Three modules, source -> pass-through filter -> sink (the Joule module "
+    "classes of `bench/pipeline_modules.py`), moving 10,000-row float32_8 blocks: under the "
+    "shmpipe runner (each module a process, shm pipes; all in one process, LocalPipes) and "
+    "as jouled runs them (each an executable, `--pipes` with OS-pipe fds; jouled's relay "
+    "between them, or the pipes joined directly), next to one bare shm pipe between two "
+    "processes (the `{ref}` throughput row). Rows/s at the sink from the read that passes "
+    "20% of the rows to the last row (start-up excluded; the run's wall time, start-up "
+    "included, beside it); medians of repetitions taken in turn.",
 }
 TITLES = {
     "throughput": "Throughput",
@@ -42,6 +50,7 @@ TITLES = {
     "idle": "Cost at rest",
     "rss": "Memory over time",
     "scaling": "Scaling with unconsumed rows",
+    "pipeline": "Pipeline",
 }
 
 
@@ -104,6 +113,7 @@ def render(
         "idle": report.idle_table,
         "rss": report.rss_table,
         "scaling": lambda rs: report.scaling_tables(rs, s),
+        "pipeline": report.pipeline_table,
     }
     figures = {
         "throughput": [f"throughput_{layout}.png" for layout in s.layouts],

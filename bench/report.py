@@ -82,6 +82,46 @@ def _value(res: Result | None, key: str) -> float | None:
     return None if res is None or res.error else res.values.get(key)
 
 
+PIPELINE_TARGETS = [  # (numerator, denominator, target ratio or None, what)
+    ("procs", "jouled", 10.0, "shmpipe all processes / joule jouled-style"),
+    ("procs", "direct", None, "shmpipe all processes / joule modules joined directly"),
+    ("one", "jouled", None, "shmpipe one process / joule jouled-style"),
+    ("one", "direct", None, "shmpipe one process / joule modules joined directly"),
+    ("procs", "bare", 0.7, "shmpipe all processes / bare shm pipe"),
+]
+
+
+def pipeline_table(results: list[Result]) -> str:
+    """The arrangements' rows/s, then the ratios the issue sets targets for."""
+    by_key = {r.params["key"]: r for r in results}
+    table = Table(["arrangement", "rows/s (median)", "GB/s", "rows per run", "repetitions",
+                   "run wall time, start-up included"])
+    for r in results:
+        table.add(
+            r.label,
+            [r] * 5,
+            [
+                lambda r: si(r.values["rows_s"]),
+                lambda r: f"{r.values['gb_s']:.3g}",
+                lambda r: f"{r.params['rows']:,}",
+                lambda r: " / ".join(si(v) for v in r.values["runs"]),
+                lambda r: f"{r.values['wall_s']:.1f} s" if math.isfinite(r.values["wall_s"])
+                else "",
+            ],
+        )
+    ratios = Table(["ratio", "value", "target", "met"])
+    for num, den, goal, what in PIPELINE_TARGETS:
+        a, b = _value(by_key.get(num), "rows_s"), _value(by_key.get(den), "rows_s")
+        if a is None or b is None:
+            continue
+        value = a / b
+        target = "" if goal is None else f">= {goal:g}"
+        met = "" if goal is None else ("yes" if value >= goal else "**no**")
+        ratios.rows.append([what, f"x{value:.3g}" if value < 10 else f"x{value:.0f}", target,
+                            met])
+    return table.render() + ("\n\n" + ratios.render() if ratios.rows else "")
+
+
 def throughput_tables(results: list[Result], s: Settings) -> str:
     out = []
     for layout in s.layouts:

@@ -31,6 +31,7 @@ from bench.harness import (
 from bench.machine import cpu_seconds, rss_bytes
 
 LOCAL_MAX_BYTES = 2**30
+PIPELINE = "pipeline"
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class Settings:
     rss_labels: tuple[str, ...]
     scale_levels: tuple[int, ...]
     scale_repeats: int
+    pipe_rows: int = 30_000_000  # rows per run of a shmpipe pipeline (pipeline suite)
+    pipe_joule_rows: int = 3_000_000  # rows per run of a joule pipeline (much slower)
+    pipe_reps: int = 5
     pin: bool = True  # pin the two processes of throughput and latency to two different CPUs
     layout: str = "float32_8"  # for latency, fan-out, rss
     max_rows: int = 50_000_000
@@ -83,6 +87,9 @@ QUICK = Settings(
     rss_labels=("shmpipe shm (copy)",),
     scale_levels=(10, 1_000, 100_000, 1_000_000),
     scale_repeats=10,
+    pipe_rows=10_000_000,
+    pipe_joule_rows=1_000_000,
+    pipe_reps=3,
 )
 FULL = Settings(
     quick=False,
@@ -441,6 +448,66 @@ def scaling(s: Settings, only: Callable[[str], bool], say: Log = log) -> list[Re
     return results
 
 
+def pipeline(s: Settings, only: Callable[[str], bool], say: Log = log) -> list[Result]:
+    """source -> pass-through filter -> sink (bench/pipeline.py) in each arrangement, and the
+    bare shm pipe: one repetition of each in turn, medians of the rows/s at the sink."""
+    import asyncio
+
+    from bench import pipeline as pl
+    from bench.contenders import REFERENCE
+
+    wanted = [a for a in pl.ARRANGEMENTS if only(a.label)]
+    bare = only(pl.BARE_LABEL) or only(REFERENCE.label)
+    reason = pl.probe()
+    runs: dict[str, list[float]] = {a.key: [] for a in wanted}
+    walls: dict[str, list[float]] = {a.key: [] for a in wanted}
+    errors: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    bare_plan = dataclasses.replace(s.plan(pl.LAYOUT, pl.BLOCK), reps=1)
+    for rep in range(s.pipe_reps):
+        if bare and "bare" not in errors:
+            start = clock()
+            try:
+                runs.setdefault("bare", []).extend(_measure(REFERENCE, bare_plan, s.pin))
+            except Failed as exc:
+                errors["bare"] = f"failed: {exc}"
+            seconds["bare"] = seconds.get("bare", 0.0) + clock() - start
+        for a in wanted:
+            if a.key in errors:
+                continue
+            if reason:
+                errors[a.key] = reason
+                continue
+            n = s.pipe_joule_rows if a.joule else s.pipe_rows
+            start = clock()
+            try:
+                out = asyncio.run(a.run(n, timeout=60 + n / 200_000))
+                if not out.rows_s == out.rows_s:  # nan: the sink could not time it
+                    raise Failed(f"too few reads at the sink to time ({out.rows} rows)")
+                runs[a.key].append(out.rows_s)
+                walls[a.key].append(out.wall)
+            except Failed as exc:
+                errors[a.key] = f"failed: {exc}"
+            seconds[a.key] = seconds.get(a.key, 0.0) + clock() - start
+            say(f"[pipeline] rep {rep + 1}/{s.pipe_reps} {a.label:<48} "
+                + (errors.get(a.key) or f"{runs[a.key][-1]:,.0f} rows/s"))
+    results = []
+    items = [(a.key, a.label, s.pipe_joule_rows if a.joule else s.pipe_rows) for a in wanted]
+    if bare:
+        items.append(("bare", pl.BARE_LABEL, bare_plan.max_rows))
+    for key, label, rows in items:
+        res = Result(PIPELINE, label, {"key": key, "rows": rows, "block": pl.BLOCK},
+                     error=errors.get(key), seconds=seconds.get(key, 0.0))
+        if res.error is None:
+            rate = median(runs[key])
+            res.values = {"rows_s": rate, "gb_s": rate * row_dtype(pl.LAYOUT).itemsize / 1e9,
+                          "runs": runs[key], "wall_s": median(walls.get(key) or [])}
+        _say(say, res, "3 stages" if key != "bare" else "2 processes",
+             "{rows_s:,.0f} rows/s (median)")
+        results.append(res)
+    return results
+
+
 SUITES: dict[str, Callable[[Settings, Callable[[str], bool], Log], list[Result]]] = {
     "throughput": throughput,
     "latency": latency,
@@ -448,4 +515,5 @@ SUITES: dict[str, Callable[[Settings, Callable[[str], bool], Log], list[Result]]
     "idle": idle,
     "rss": rss,
     "scaling": scaling,
+    "pipeline": pipeline,
 }

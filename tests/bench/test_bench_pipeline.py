@@ -1,0 +1,49 @@
+"""The pipeline suite measures correct pipelines: in every arrangement, every row the source
+wrote arrives at the sink once and in order (each timestamp and data value checked)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import pytest
+
+pytest.importorskip("joule.client")
+
+from bench import pipeline
+from bench.harness import Failed
+
+N, BLOCK = 25_007, 1_000  # 26 blocks, the last one of 7 rows
+
+
+@pytest.mark.parametrize("arrangement", pipeline.ARRANGEMENTS, ids=lambda a: a.key)
+def test_every_row_arrives_in_order(arrangement: pipeline.Arrangement) -> None:
+    out = asyncio.run(arrangement.run(N, verify="all", block=BLOCK, timeout=90))
+    assert out.rows == N  # and the sink found no row out of place (else Failed)
+    if arrangement.key != "jouled":  # jouled's relay writes a break when a subscriber
+        assert out.breaks == 0  # takes more than 1 s (a module still starting)
+
+
+def test_a_wrong_row_fails_the_measurement(tmp_path: object) -> None:
+    result = os.path.join(str(tmp_path), "sink.json")
+    with open(result, "w") as f:
+        json.dump({"rows": 10, "breaks": 0, "error": "row 3: timestamp 5, expected 3",
+                   "t_first": 0.0, "t_mark": 0.0, "mark_rows": 0, "t_last": 1.0}, f)
+    with pytest.raises(Failed, match="row 3"):
+        pipeline._outcome(result, 10, 1.0)
+
+
+def test_the_sink_finds_a_missing_row() -> None:
+    import numpy as np
+
+    from bench.pipeline_modules import T0, _check, template
+
+    rows = template(BLOCK)
+    rows["timestamp"] += T0
+    assert _check(rows, 0, True, rows["data"]) is None
+    assert _check(rows, 0, False, rows["data"]) is None
+    gap = np.concatenate([rows[:10], rows[11:]])
+    assert "row 10" in (_check(gap, 0, True, rows["data"]) or "")
+    assert _check(gap, 0, False, rows["data"]) is not None
+    assert _check(rows[1:], 0, False, rows["data"]) is not None

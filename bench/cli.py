@@ -56,7 +56,7 @@ TITLES = {
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="a subset that runs in under 2 minutes")
+    p.add_argument("--quick", action="store_true", help="a subset that runs in a few minutes")
     p.add_argument(
         "--suite",
         action="append",

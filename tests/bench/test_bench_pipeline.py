@@ -47,3 +47,11 @@ def test_the_sink_finds_a_missing_row() -> None:
     assert "row 10" in (_check(gap, 0, True, rows["data"]) or "")
     assert _check(gap, 0, False, rows["data"]) is not None
     assert _check(rows[1:], 0, False, rows["data"]) is not None
+
+
+@pytest.mark.parametrize("arrangement", [a for a in pipeline.ARRANGEMENTS
+                                         if a.key in ("procs", "jouled")],
+                         ids=lambda a: a.key)
+def test_a_failing_module_fails_the_run(arrangement: pipeline.Arrangement) -> None:
+    with pytest.raises(Failed, match="status"):  # the sink refuses its arguments
+        asyncio.run(arrangement.run(N, verify="every", block=BLOCK, timeout=90))

@@ -13,11 +13,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:  # the pipelines' workers import runmods by name
     sys.path.insert(0, HERE)
 
-RUN_PREFIX = "shmpipe.run-"  # the supervisor's pipes: shmpipe.run-<id>.<stream>
-
-
-def run_entries() -> set[str]:
-    return {e for e in os.listdir("/dev/shm") if RUN_PREFIX in e}
+from runtools import run_entries  # noqa: E402
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import runmods
-from conftest import HERE, run_entries
+from runtools import HERE, run_entries
 
 from shmpipe.run import Pipeline
 from shmpipe.run.supervisor import Supervisor
@@ -278,3 +278,54 @@ def test_a_killed_runner_leaves_its_workers_to_stop_and_clean_up(
     assert run_entries() - before == set()
     got, _ = result(out)  # the sink ended its stream cleanly
     np.testing.assert_array_equal(got, runmods.rows(0, len(got)))
+
+
+def test_restart_always_runs_a_module_again_after_it_returns(
+        toml: Callable[[str], str], tmp_path: Any, caplog: Any, capfd: Any,
+        no_run_leftovers: None) -> None:
+    """A source with restart = "always" is started again each time it returns, until the
+    pipeline is stopped; its consumers see one stream, with a break between runs."""
+    out = f"{tmp_path}/out.npz"
+    text = three(out, n=100, source_place='restart = "always"')
+
+    async def main() -> int:
+        sup = Supervisor(Pipeline.load(toml(text)))
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(sup.run(stop))
+        log = ""
+        while log.count("source: restarting in 0.0 s") < 3:  # the worker's log is the only
+            await asyncio.sleep(0.05)  # sign of a restart the test can see: poll it
+            log += capfd.readouterr().err
+            assert not task.done(), log
+        stop.set()
+        return await task
+
+    caplog.set_level("INFO", logger="shmpipe")
+    assert asyncio.run(main()) == 0
+    got, breaks = result(out)
+    assert len(got) >= 300 and len(got) % 100 == 0
+    for k in range(len(got) // 100):  # every run wrote rows 0..99, then a break
+        np.testing.assert_array_equal(got[100 * k:100 * (k + 1)], runmods.rows(0, 100))
+    assert breaks[:3] == [100, 200, 300]
+
+
+def test_a_class_reader_stops_through_stop_requested(
+        toml: Callable[[str], str], tmp_path: Any, no_run_leftovers: None) -> None:
+    out = f"{tmp_path}/out.npz"
+    text = three(out, filter="runmods:Doubler").replace(
+        'code = "runmods:counter"', 'code = "runmods:Ticker"').replace(
+        f"args = {{ n = {N}, block = {BLOCK}, breaks_every = {EVERY} }}", "")
+    proc = _start_cli(toml(text))
+    try:
+        _wait_for(proc, "sink: started", "filter: started", "source: started")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        log = proc.stderr.read() if proc.stderr else ""
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "source: stopped" in log and "cancel" not in log
+    got, _ = result(out)
+    want = runmods.rows(0, len(got))
+    want["data"] *= 2
+    np.testing.assert_array_equal(got, want)

@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 
 from ..layout import compute_dtype
 from ..net.endpoint import is_endpoint
-from .module import Code, ModuleError, code_of, exec_argv, load_code, reference
+from .module import Code, ModuleError, check_args, code_of, exec_argv, load_code, reference
 
 RESTART = ("never", "on-failure", "always")
 TOP_KEYS = ("streams", "hosts", "modules")
@@ -186,7 +186,8 @@ class Pipeline:
         stream, host, module or process name; a bad layout; a missing, unimportable
         (with the import error) or unsuitable ``code``; an unknown stream; a stream with
         no producer, two producers or no consumer; a module pipe name the module's code
-        does not use (or a pipe it uses and is not given); a cycle; an unknown host (also
+        does not use (or a pipe it uses and is not given); ``args`` a function does not take
+        or a module class's parser refuses; a cycle; an unknown host (also
         for ``host``, the host this runner plays); a bad endpoint; a bad ``restart``.
         """
         load = loader or self._load
@@ -230,6 +231,10 @@ class Pipeline:
                     users[stream].append(name)
             codes[name] = self._code_of(m, load)
             self._check_pipes(m, codes[name])
+            try:
+                check_args(codes[name], m.args, name)
+            except ModuleError as e:
+                self._fail(str(e), f"{where}.args")
         for stream in self.streams:
             if not producers[stream]:
                 self._fail("no module writes this stream (no producer)", f"streams.{stream}")

@@ -333,15 +333,16 @@ class Pipeline:
 
     # ------------------------------------------------------------------ running
     def run(self, host: str | None = None, *, drain: float | None = None,
-            grace: float | None = None) -> int:
+            grace: float | None = None, run_id: str | None = None) -> int:
         """Run this host's part (``host``: a name of [hosts]; default the first) until every
         module is done or SIGINT/SIGTERM stops it; see ``shmpipe.run.supervisor.run``.
         Blocks; returns the exit status (0, or 1 if a module was given up). Raises
         ConfigError before anything starts if the pipeline cannot run."""
         from . import supervisor
 
-        kw = {k: v for k, v in (("drain", drain), ("grace", grace)) if v is not None}
-        return supervisor.run(self, host, **kw)
+        return supervisor.run(self, host, drain=supervisor.DRAIN if drain is None else drain,
+                              grace=supervisor.STOP_TIMEOUT if grace is None else grace,
+                              run_id=run_id)
 
     # ------------------------------------------------------------------ placement
     def host_of(self, module: str) -> str | None:

@@ -3,6 +3,7 @@ run leaves nothing in /dev/shm."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -15,13 +16,16 @@ if HERE not in sys.path:  # the pipelines' workers import runmods by name
 
 from runtools import run_entries  # noqa: E402
 
+_ids = itertools.count()
+
 
 @pytest.fixture
-def no_run_leftovers() -> Iterator[None]:
-    """Whatever a pipeline run made in /dev/shm is gone when it returns."""
-    before = run_entries()
-    yield
-    assert run_entries() - before == set()
+def run_id() -> Iterator[str]:
+    """A run id for the test's pipeline runs (``Supervisor(run_id=)``, ``--run-id``); what
+    the runs made in /dev/shm must be gone when the test ends."""
+    rid = f"run-t{os.getpid()}x{next(_ids)}"
+    yield rid
+    assert run_entries(rid) == set()
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RUN_PREFIX = "shmpipe.run-"  # the supervisor's pipes: shmpipe.run-<id>.<stream>
 
 
-def run_entries() -> set[str]:
-    """The /dev/shm entries of pipeline runs."""
-    return {e for e in os.listdir("/dev/shm") if RUN_PREFIX in e}
+def run_entries(run_id: str = "run-") -> set[str]:
+    """The /dev/shm entries of pipeline runs (of run ``run_id``, or of any)."""
+    return {e for e in os.listdir("/dev/shm") if f"shmpipe.{run_id}" in e}

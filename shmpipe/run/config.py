@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from ..layout import compute_dtype
-from ..net.endpoint import is_endpoint
 from .module import Code, ModuleError, check_args, code_of, exec_argv, load_code, reference
 
 RESTART = ("never", "on-failure", "always")
@@ -199,8 +198,15 @@ class Pipeline:
                 self._fail(f"bad layout {layout!r}: {e}", f"streams.{name}")
         for name, endpoint in self.hosts.items():
             self._check_name(name, f"hosts.{name}", "host")
-            if not endpoint.startswith("tcp://") or not is_endpoint(endpoint):
+            if not re.fullmatch(r"tcp://[^/\s]+:[0-9]{1,5}", endpoint) or not (
+                    1 <= int(endpoint.rpartition(":")[2]) <= 65535):
                 self._fail(f"expected tcp://ADDRESS:PORT, got {endpoint!r}", f"hosts.{name}")
+        if self.hosts:
+            try:
+                import zmq  # noqa: F401  (streams between hosts travel on network pipes)
+            except ImportError:
+                self._fail("a pipeline with [hosts] needs pyzmq: pip install 'shmpipe[net]'",
+                           "hosts")
         if host is not None and self.hosts and host not in self.hosts:
             self._fail(f"unknown host {host!r} (hosts: {', '.join(self.hosts)})", "hosts")
         if host is not None and not self.hosts:

@@ -164,3 +164,17 @@ def test_python_pipelines_take_functions_and_refuse_unimportable_ones() -> None:
 
     with pytest.raises(shmpipe.run.ModuleError, match="cannot be imported by another process"):
         p.module("x", local)
+
+
+def test_a_one_host_pipeline_is_checked_without_importing_zmq(toml: Callable[[str], str]) -> None:
+    import subprocess
+    import sys
+
+    from runtools import HERE
+
+    path = toml(GOOD)
+    code = ("import sys, shmpipe; shmpipe.Pipeline.load(sys.argv[1]).check(); "
+            "assert 'zmq' not in sys.modules, 'zmq imported'; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True,
+                         cwd=HERE, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr

@@ -77,3 +77,48 @@ def test_network_pipe_snippet(tmp_path: Any) -> None:
     assert "from shmpipe.net import" in code
     (tmp_path / "net.py").write_text(code)
     assert finish(run(tmp_path / "net.py")).strip() == "[1000 2000] True"
+
+
+def _block(lang: str, first: str) -> str:
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    blocks = re.findall(rf"```{lang}\n(.*?)```", text, re.S)
+    return next(b for b in blocks if b.startswith(first))
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["own processes", "shared process"])
+def test_pipeline_snippets_run_as_written(tmp_path: Any, shared: bool) -> None:
+    """mymodules.py and pipeline.toml as the README gives them, run with the README's
+    commands from the directory holding them; uncommenting the process lines (the README's
+    suggestion) gives the same output."""
+    (tmp_path / "mymodules.py").write_text(_block("python", "# mymodules.py"))
+    toml = _block("toml", "# pipeline.toml")
+    if shared:
+        assert toml.count('# process = "dsp"') == 2
+        toml = toml.replace('# process = "dsp"', 'process = "dsp"')
+    (tmp_path / "pipeline.toml").write_text(toml)
+    commands = [line.split("#")[0].split() for line in
+                _block("sh", "shmpipe run pipeline.toml --check").splitlines()]
+    assert commands == [["shmpipe", "run", "pipeline.toml", "--check"],
+                        ["shmpipe", "run", "pipeline.toml"]]
+    for argv in commands:
+        p = subprocess.run([sys.executable, "-m", "shmpipe", *argv[1:]], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "sink: 1000 rows, 2 interval breaks"
+    assert "pipeline.toml: ok: 2 streams, 3 modules" in subprocess.run(
+        [sys.executable, "-m", "shmpipe", *commands[0][1:]], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60).stdout
+
+
+def test_the_bad_config_message_is_the_one_the_readme_shows(tmp_path: Any) -> None:
+    with open(os.path.join(ROOT, "README.md")) as f:
+        shown = re.search(r"key: `(shmpipe run: pipeline.toml:.*?)`", f.read(), re.S)
+    assert shown is not None
+    (tmp_path / "mymodules.py").write_text(_block("python", "# mymodules.py"))
+    toml = _block("toml", "# pipeline.toml").replace("mymodules:scale", "mymodules:scal")
+    (tmp_path / "pipeline.toml").write_text(toml)
+    p = subprocess.run([sys.executable, "-m", "shmpipe", "run", "pipeline.toml"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert p.stderr.strip() == " ".join(shown.group(1).split())

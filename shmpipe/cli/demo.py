@@ -153,9 +153,12 @@ def watch(procs: list[Any], pipes: tuple[str, ...], counters: Any, started: floa
         parts = [f"{now - started:5.1f} s  {show.count((rows - last_rows) / (now - last))}"
                  " rows/s"]
         for name, info in zip(pipes, (survey(n) for n in pipes), strict=True):
+            short = name.split("-")[1]
             if not info.problem:
                 lag = max((r.lag for r in info.readers), default=0)
-                parts.append(f"{name.split('-')[1]}: fill {info.fill:4.0%} lag {lag:>6}")
+                parts.append(f"{short}: fill {info.fill:4.0%} lag {lag:>6}")
+            elif not info.bytes:  # its processes are still starting
+                parts.append(f"{short}: starting")
         line = "  |  ".join(parts)
         print(("\r" + line + "\x1b[K") if live else line, end="" if live else "\n",
               flush=True)

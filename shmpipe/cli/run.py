@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--grace", type=float, metavar="SECONDS", default=STOP_TIMEOUT,
                    help="how long a module asked to stop gets before it is cancelled "
                         f"(default {STOP_TIMEOUT:.0f})")
+    p.add_argument("--run-id", metavar="ID",
+                   help="the first part of the names of the run's shared-memory pipes "
+                        "(ID.STREAM; default: run- and 8 random hex digits)")
     p.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
     p.set_defaults(func=run)
 
@@ -57,4 +60,5 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..run.supervisor import run as run_pipeline
 
-    return run_pipeline(pipeline, args.host, drain=args.drain, grace=args.grace)
+    return run_pipeline(pipeline, args.host, drain=args.drain, grace=args.grace,
+                        run_id=args.run_id)

@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from ..layout import compute_dtype
-from ..net.endpoint import is_endpoint
-from .module import Code, ModuleError, code_of, exec_argv, load_code, reference
+from .module import Code, ModuleError, check_args, code_of, exec_argv, load_code, reference
 
 RESTART = ("never", "on-failure", "always")
 TOP_KEYS = ("streams", "hosts", "modules")
@@ -186,7 +185,8 @@ class Pipeline:
         stream, host, module or process name; a bad layout; a missing, unimportable
         (with the import error) or unsuitable ``code``; an unknown stream; a stream with
         no producer, two producers or no consumer; a module pipe name the module's code
-        does not use (or a pipe it uses and is not given); a cycle; an unknown host (also
+        does not use (or a pipe it uses and is not given); ``args`` a function does not take
+        or a module class's parser refuses; a cycle; an unknown host (also
         for ``host``, the host this runner plays); a bad endpoint; a bad ``restart``.
         """
         load = loader or self._load
@@ -198,8 +198,15 @@ class Pipeline:
                 self._fail(f"bad layout {layout!r}: {e}", f"streams.{name}")
         for name, endpoint in self.hosts.items():
             self._check_name(name, f"hosts.{name}", "host")
-            if not endpoint.startswith("tcp://") or not is_endpoint(endpoint):
+            if not re.fullmatch(r"tcp://[^/\s]+:[0-9]{1,5}", endpoint) or not (
+                    1 <= int(endpoint.rpartition(":")[2]) <= 65535):
                 self._fail(f"expected tcp://ADDRESS:PORT, got {endpoint!r}", f"hosts.{name}")
+        if self.hosts:
+            try:
+                import zmq  # noqa: F401  (streams between hosts travel on network pipes)
+            except ImportError:
+                self._fail("a pipeline with [hosts] needs pyzmq: pip install 'shmpipe[net]'",
+                           "hosts")
         if host is not None and self.hosts and host not in self.hosts:
             self._fail(f"unknown host {host!r} (hosts: {', '.join(self.hosts)})", "hosts")
         if host is not None and not self.hosts:
@@ -230,6 +237,10 @@ class Pipeline:
                     users[stream].append(name)
             codes[name] = self._code_of(m, load)
             self._check_pipes(m, codes[name])
+            try:
+                check_args(codes[name], m.args, name)
+            except ModuleError as e:
+                self._fail(str(e), f"{where}.args")
         for stream in self.streams:
             if not producers[stream]:
                 self._fail("no module writes this stream (no producer)", f"streams.{stream}")
@@ -328,15 +339,16 @@ class Pipeline:
 
     # ------------------------------------------------------------------ running
     def run(self, host: str | None = None, *, drain: float | None = None,
-            grace: float | None = None) -> int:
+            grace: float | None = None, run_id: str | None = None) -> int:
         """Run this host's part (``host``: a name of [hosts]; default the first) until every
         module is done or SIGINT/SIGTERM stops it; see ``shmpipe.run.supervisor.run``.
         Blocks; returns the exit status (0, or 1 if a module was given up). Raises
         ConfigError before anything starts if the pipeline cannot run."""
         from . import supervisor
 
-        kw = {k: v for k, v in (("drain", drain), ("grace", grace)) if v is not None}
-        return supervisor.run(self, host, **kw)
+        return supervisor.run(self, host, drain=supervisor.DRAIN if drain is None else drain,
+                              grace=supervisor.STOP_TIMEOUT if grace is None else grace,
+                              run_id=run_id)
 
     # ------------------------------------------------------------------ placement
     def host_of(self, module: str) -> str | None:

@@ -310,6 +310,19 @@ def parse_args(module: BaseModule, args: Mapping[str, Any], name: str) -> argpar
         raise ModuleError(f"module {name!r}: bad args: {e}") from None
 
 
+def check_args(code: Code, args: Mapping[str, Any], name: str) -> None:
+    """Raise ModuleError if ``args`` cannot be given to the code: a keyword a function does
+    not take, or arguments a class module's parser refuses. Joule classes and executables
+    are checked when they start."""
+    if code.kind == "function":
+        try:
+            inspect.signature(code.target).bind(None, None, **args)
+        except TypeError as e:
+            raise ModuleError(f"module {name!r}: bad args: {e}") from None
+    elif code.kind == "class":
+        parse_args(code.target(), args, name)
+
+
 # ------------------------------------------------------------------------ running
 async def run_module(code: Code, args: Mapping[str, Any], inputs: dict[str, Pipe],
                      outputs: dict[str, Pipe], stop: asyncio.Event, *, name: str,

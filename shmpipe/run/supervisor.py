@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import secrets
 import signal
 import sys
@@ -34,7 +35,7 @@ from typing import Any
 
 from ..errors import PipeError
 from ..shm import open_input, open_output, prepare, unlink
-from .config import Pipeline
+from .config import ConfigError, Pipeline
 from .module import STOP_TIMEOUT, Code
 from .plan import Bridge, Plan, Process, plan
 from .worker import BACKOFF_FIRST, BACKOFF_MAX, MAX_FAILURES, STABLE, Spec
@@ -42,6 +43,7 @@ from .worker import BACKOFF_FIRST, BACKOFF_MAX, MAX_FAILURES, STABLE, Spec
 log = logging.getLogger("shmpipe.run")
 
 DRAIN = 10.0  # seconds the consumers get to drain after the sources stopped
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,23}$")
 
 
 class _Worker:
@@ -78,6 +80,9 @@ class Supervisor:
         self.pipeline = pipeline
         self.codes = codes if codes is not None else pipeline.check(host)
         self.run_id = run_id or f"run-{secrets.token_hex(4)}"
+        if not _RUN_ID.match(self.run_id):
+            raise ConfigError(f"bad run id {self.run_id!r}: 1..24 characters of A-Z a-z 0-9 _ -",
+                              pipeline.source)
         self.plan: Plan = plan(pipeline, host, self.run_id)
         self.drain = drain
         self.grace = grace
@@ -283,12 +288,12 @@ def _status(code: int) -> str:
 
 
 def run(pipeline: Pipeline, host: str | None = None, *, drain: float = DRAIN,
-        grace: float = STOP_TIMEOUT) -> int:
+        grace: float = STOP_TIMEOUT, run_id: str | None = None) -> int:
     """Run this host's part of ``pipeline`` in a new event loop until it ends; the first
     SIGINT or SIGTERM stops it in order, a second kills its processes. Returns the exit
     status (0; 1 if a module was given up; 130 after a second request). Raises ConfigError
     before anything starts for a pipeline that cannot run."""
-    sup = Supervisor(pipeline, host, drain=drain, grace=grace)
+    sup = Supervisor(pipeline, host, drain=drain, grace=grace, run_id=run_id)
 
     async def go() -> int:
         loop = asyncio.get_running_loop()

@@ -21,7 +21,7 @@ import shmpipe
 from shmpipe.shm.header import HEADER_BYTES
 
 SPAWN = multiprocessing.get_context("spawn")
-COMMANDS = ["ls", "stat", "top", "clean", "bridge", "keys", "bench"]
+COMMANDS = ["demo", "run", "ls", "stat", "top", "clean", "bridge", "keys", "bench"]
 
 
 def shmpipe_cmd(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

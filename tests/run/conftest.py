@@ -3,6 +3,7 @@ run leaves nothing in /dev/shm."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -13,19 +14,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:  # the pipelines' workers import runmods by name
     sys.path.insert(0, HERE)
 
-RUN_PREFIX = "shmpipe.run-"  # the supervisor's pipes: shmpipe.run-<id>.<stream>
+from runtools import run_entries  # noqa: E402
 
-
-def run_entries() -> set[str]:
-    return {e for e in os.listdir("/dev/shm") if RUN_PREFIX in e}
+_ids = itertools.count()
 
 
 @pytest.fixture
-def no_run_leftovers() -> Iterator[None]:
-    """Whatever a pipeline run made in /dev/shm is gone when it returns."""
-    before = run_entries()
-    yield
-    assert run_entries() - before == set()
+def run_id() -> Iterator[str]:
+    """A run id for the test's pipeline runs (``Supervisor(run_id=)``, ``--run-id``); what
+    the runs made in /dev/shm must be gone when the test ends."""
+    rid = f"run-t{os.getpid()}x{next(_ids)}"
+    yield rid
+    assert run_entries(rid) == set()
 
 
 @pytest.fixture

@@ -87,6 +87,17 @@ def test_each_bad_config_is_refused_naming_file_key_and_line(
     assert reason in e.reason, e.reason
 
 
+def test_args_the_code_cannot_take_are_refused(toml: Callable[[str], str]) -> None:
+    e = refused(toml, GOOD.replace("args = { n = 100 }", "args = { n = 100, rate = 5 }"))
+    assert e.key == "modules.source.args" and e.line == 8
+    assert "got an unexpected keyword argument 'rate'" in e.reason
+    e = refused(toml, GOOD.replace('code = "runmods:passthrough"', 'code = "runmods:Doubler"')
+                .replace('outputs = { output = "filtered" }',
+                         'outputs = { output = "filtered" }\nargs = { factor = "x" }'))
+    assert e.key == "modules.filter.args"
+    assert "argument --factor: invalid float value: 'x'" in e.reason, e.reason
+
+
 def test_a_cycle_is_refused(toml: Callable[[str], str]) -> None:
     text = GOOD.replace('inputs = { input = "raw" }', 'inputs = { input = "loop" }').replace(
         '[streams]', '[streams]\nloop = "float32_2"') + """
@@ -153,3 +164,17 @@ def test_python_pipelines_take_functions_and_refuse_unimportable_ones() -> None:
 
     with pytest.raises(shmpipe.run.ModuleError, match="cannot be imported by another process"):
         p.module("x", local)
+
+
+def test_a_one_host_pipeline_is_checked_without_importing_zmq(toml: Callable[[str], str]) -> None:
+    import subprocess
+    import sys
+
+    from runtools import HERE
+
+    path = toml(GOOD)
+    code = ("import sys, shmpipe; shmpipe.Pipeline.load(sys.argv[1]).check(); "
+            "assert 'zmq' not in sys.modules, 'zmq imported'; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True,
+                         cwd=HERE, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr

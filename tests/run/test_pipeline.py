@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import runmods
-from conftest import HERE, run_entries
+from runtools import HERE, run_entries
 
 from shmpipe.run import Pipeline
 from shmpipe.run.supervisor import Supervisor
@@ -63,9 +63,8 @@ def result(path: str) -> tuple[np.ndarray, list[int]]:
     return d["rows"], [int(b) for b in d["breaks"]]
 
 
-def run(path: str, host: str | None = None, **kw: Any) -> int:
-    p = Pipeline.load(path)
-    return asyncio.run(Supervisor(p, host, **kw).run())
+def run(path: str, run_id: str, host: str | None = None) -> int:
+    return asyncio.run(Supervisor(Pipeline.load(path), host, run_id=run_id).run())
 
 
 def free_base_port(count: int) -> int:
@@ -99,26 +98,27 @@ PLACEMENTS = {
 @pytest.mark.parametrize("placement", sorted(PLACEMENTS))
 def test_the_same_rows_and_breaks_in_each_placement_on_one_host(
         placement: str, toml: Callable[[str], str], tmp_path: Any,
-        no_run_leftovers: None) -> None:
+        run_id: str) -> None:
     out = f"{tmp_path}/out.npz"
-    assert run(toml(three(out, **PLACEMENTS[placement]))) == 0
+    assert run(toml(three(out, **PLACEMENTS[placement])), run_id) == 0
     got, breaks = result(out)
     np.testing.assert_array_equal(got, runmods.rows(0, N))
     assert breaks == BREAKS
 
 
 def test_the_middle_module_on_a_second_host(toml: Callable[[str], str], tmp_path: Any,
-                                            no_run_leftovers: None) -> None:
+                                            run_id: str) -> None:
     """Host b (a second runner, `shmpipe run FILE --host b`) runs the filter; host a the
     source and the sink. The streams cross over loopback TCP both ways."""
     out = f"{tmp_path}/out.npz"
     a, b = free_base_port(2), free_base_port(2)
     hosts = f'[hosts]\na = "tcp://127.0.0.1:{a}"\nb = "tcp://127.0.0.1:{b}"\n'
     path = toml(three(out, hosts=hosts, filter_place='host = "b"'))
-    runner_b = subprocess.Popen([sys.executable, "-m", "shmpipe", "run", path, "--host", "b"],
-                                cwd=HERE, stderr=subprocess.PIPE, text=True)
+    runner_b = subprocess.Popen([sys.executable, "-m", "shmpipe", "run", path, "--host", "b",
+                                 "--run-id", f"{run_id}b"], cwd=HERE, stderr=subprocess.PIPE,
+                                text=True)
     try:
-        assert run(path, "a") == 0
+        assert run(path, run_id, "a") == 0
         assert runner_b.wait(60) == 0, runner_b.stderr.read() if runner_b.stderr else ""
     finally:
         runner_b.kill()
@@ -131,9 +131,10 @@ def test_the_middle_module_on_a_second_host(toml: Callable[[str], str], tmp_path
 
 
 def test_class_modules_run_with_their_args(toml: Callable[[str], str], tmp_path: Any,
-                                           no_run_leftovers: None) -> None:
+                                           run_id: str) -> None:
     out = f"{tmp_path}/out.npz"
-    assert run(toml(three(out, filter="runmods:Doubler", filter_args="factor = 3"))) == 0
+    text = three(out, filter="runmods:Doubler", filter_args="factor = 3")
+    assert run(toml(text), run_id) == 0
     got, breaks = result(out)
     want = runmods.rows(0, N)
     want["data"] *= 3
@@ -144,12 +145,12 @@ def test_class_modules_run_with_their_args(toml: Callable[[str], str], tmp_path:
 @pytest.mark.parametrize("place", ["", 'process = "all"'])
 def test_a_module_that_raises_is_restarted_and_no_row_is_lost(
         place: str, toml: Callable[[str], str], tmp_path: Any, capfd: Any, caplog: Any,
-        no_run_leftovers: None) -> None:
+        run_id: str) -> None:
     caplog.set_level("INFO", logger="shmpipe")  # the workers log at the supervisor's level
     out, marker = f"{tmp_path}/out.npz", f"{tmp_path}/crashed"
     text = three(out, filter="runmods:crash_once", filter_args=f'marker = "{marker}"',
                  source_place=place, filter_place=place, sink_place=place)
-    assert run(toml(text)) == 0
+    assert run(toml(text), run_id) == 0
     got, breaks = result(out)
     np.testing.assert_array_equal(got, runmods.rows(0, N))
     with open(marker) as f:
@@ -161,11 +162,11 @@ def test_a_module_that_raises_is_restarted_and_no_row_is_lost(
 
 
 def test_a_killed_process_is_restarted_and_no_row_is_lost(
-        toml: Callable[[str], str], tmp_path: Any, caplog: Any, no_run_leftovers: None) -> None:
+        toml: Callable[[str], str], tmp_path: Any, caplog: Any, run_id: str) -> None:
     out, marker = f"{tmp_path}/out.npz", f"{tmp_path}/died"
     text = three(out, filter="runmods:die_once", filter_args=f'marker = "{marker}"')
     with caplog.at_level("INFO", logger="shmpipe"):
-        assert run(toml(text)) == 0
+        assert run(toml(text), run_id) == 0
     got, breaks = result(out)
     np.testing.assert_array_equal(got, runmods.rows(0, N))
     with open(marker) as f:
@@ -175,25 +176,25 @@ def test_a_killed_process_is_restarted_and_no_row_is_lost(
 
 
 def test_a_module_that_keeps_failing_is_given_up_and_the_rest_ends(
-        toml: Callable[[str], str], tmp_path: Any, capfd: Any, no_run_leftovers: None) -> None:
+        toml: Callable[[str], str], tmp_path: Any, capfd: Any, run_id: str) -> None:
     out = f"{tmp_path}/out.npz"
-    assert run(toml(three(out, filter="runmods:always_fails"))) == 1
+    assert run(toml(three(out, filter="runmods:always_fails")), run_id) == 1
     got, _ = result(out)
     assert len(got) == 0  # the sink saw its input end
     assert "filter: given up (5 failures in a row)" in capfd.readouterr().err
 
 
 def test_restart_never_gives_up_at_the_first_failure(
-        toml: Callable[[str], str], tmp_path: Any, capfd: Any, no_run_leftovers: None) -> None:
+        toml: Callable[[str], str], tmp_path: Any, capfd: Any, run_id: str) -> None:
     out = f"{tmp_path}/out.npz"
     text = three(out, filter="runmods:always_fails", filter_place='restart = "never"')
-    assert run(toml(text)) == 1
+    assert run(toml(text), run_id) == 1
     assert 'filter: given up (restart = "never")' in capfd.readouterr().err
 
 
-def _start_cli(path: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "shmpipe", "run", path], cwd=HERE,
-                            stderr=subprocess.PIPE, text=True)
+def _start_cli(path: str, run_id: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "shmpipe", "run", path, "--run-id", run_id],
+                            cwd=HERE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for(proc: subprocess.Popen[str], *texts: str) -> list[str]:
@@ -209,11 +210,11 @@ def _wait_for(proc: subprocess.Popen[str], *texts: str) -> list[str]:
 
 
 def test_sigterm_stops_sources_first_then_the_rest_drains(
-        toml: Callable[[str], str], tmp_path: Any, no_run_leftovers: None) -> None:
+        toml: Callable[[str], str], tmp_path: Any, run_id: str) -> None:
     out = f"{tmp_path}/out.npz"
     text = three(out).replace('code = "runmods:counter"', 'code = "runmods:forever"').replace(
         f"args = {{ n = {N}, block = {BLOCK}, breaks_every = {EVERY} }}", "")
-    proc = _start_cli(toml(text))
+    proc = _start_cli(toml(text), run_id)
     try:
         _wait_for(proc, "sink: started", "filter: started")
         proc.send_signal(signal.SIGTERM)
@@ -229,14 +230,13 @@ def test_sigterm_stops_sources_first_then_the_rest_drains(
 
 
 def test_a_second_ctrl_c_stops_at_once_and_leaves_nothing(
-        toml: Callable[[str], str], tmp_path: Any) -> None:
-    before = run_entries()
+        toml: Callable[[str], str], tmp_path: Any, run_id: str) -> None:
     out = f"{tmp_path}/out.npz"
     text = three(out, filter="runmods:stubborn").replace(
         'code = "runmods:counter"', 'code = "runmods:forever"').replace(
         f"args = {{ n = {N}, block = {BLOCK}, breaks_every = {EVERY} }}", "")
     path = toml(text)
-    proc = _start_cli(path)
+    proc = _start_cli(path, run_id)
     try:
         _wait_for(proc, "filter: started")
         proc.send_signal(signal.SIGINT)
@@ -248,23 +248,22 @@ def test_a_second_ctrl_c_stops_at_once_and_leaves_nothing(
         proc.wait()
         if proc.stderr:
             proc.stderr.close()
-    assert run_entries() - before == set()
+    assert run_entries(run_id) == set()
 
 
 def test_a_killed_runner_leaves_its_workers_to_stop_and_clean_up(
-        toml: Callable[[str], str], tmp_path: Any) -> None:
+        toml: Callable[[str], str], tmp_path: Any, run_id: str) -> None:
     """SIGKILL to the runner: its workers see their control pipe end, stop their modules,
     and unlink the pipes they used (no process is left to do it)."""
     import time
 
-    before = run_entries()
     out = f"{tmp_path}/out.npz"
     text = three(out).replace('code = "runmods:counter"', 'code = "runmods:forever"').replace(
         f"args = {{ n = {N}, block = {BLOCK}, breaks_every = {EVERY} }}", "")
-    proc = _start_cli(toml(text))
+    proc = _start_cli(toml(text), run_id)
     try:
         _wait_for(proc, "sink: started", "filter: started", "source: started")
-        assert run_entries() - before
+        assert run_entries(run_id)
         proc.kill()
         proc.wait()
     finally:
@@ -273,8 +272,101 @@ def test_a_killed_runner_leaves_its_workers_to_stop_and_clean_up(
         if proc.stderr:
             proc.stderr.close()
     deadline = time.monotonic() + 20  # no event to wait on from here: poll /dev/shm
-    while run_entries() - before and time.monotonic() < deadline:
+    while run_entries(run_id) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert run_entries() - before == set()
+    assert run_entries(run_id) == set()
     got, _ = result(out)  # the sink ended its stream cleanly
     np.testing.assert_array_equal(got, runmods.rows(0, len(got)))
+
+
+def test_restart_always_runs_a_module_again_after_it_returns(
+        toml: Callable[[str], str], tmp_path: Any, caplog: Any, capfd: Any,
+        run_id: str) -> None:
+    """A source with restart = "always" is started again each time it returns, until the
+    pipeline is stopped; its consumers see one stream, with a break between runs."""
+    out = f"{tmp_path}/out.npz"
+    text = three(out, n=100, source_place='restart = "always"')
+
+    async def main() -> int:
+        sup = Supervisor(Pipeline.load(toml(text)), run_id=run_id)
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(sup.run(stop))
+        log = ""
+        while log.count("source: restarting in 0.0 s") < 3:  # the worker's log is the only
+            await asyncio.sleep(0.05)  # sign of a restart the test can see: poll it
+            log += capfd.readouterr().err
+            assert not task.done(), log
+        stop.set()
+        return await task
+
+    caplog.set_level("INFO", logger="shmpipe")
+    assert asyncio.run(main()) == 0
+    got, breaks = result(out)
+    assert len(got) >= 300 and len(got) % 100 == 0
+    for k in range(len(got) // 100):  # every run wrote rows 0..99, then a break
+        np.testing.assert_array_equal(got[100 * k:100 * (k + 1)], runmods.rows(0, 100))
+    assert breaks[:3] == [100, 200, 300]
+
+
+def test_a_class_reader_stops_through_stop_requested(
+        toml: Callable[[str], str], tmp_path: Any, run_id: str) -> None:
+    out = f"{tmp_path}/out.npz"
+    text = three(out, filter="runmods:Doubler").replace(
+        'code = "runmods:counter"', 'code = "runmods:Ticker"').replace(
+        f"args = {{ n = {N}, block = {BLOCK}, breaks_every = {EVERY} }}", "")
+    proc = _start_cli(toml(text), run_id)
+    try:
+        _wait_for(proc, "sink: started", "filter: started", "source: started")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        log = proc.stderr.read() if proc.stderr else ""
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "source: stopped" in log and "cancel" not in log
+    got, _ = result(out)
+    want = runmods.rows(0, len(got))
+    want["data"] *= 2
+    np.testing.assert_array_equal(got, want)
+
+
+FANOUT = """\
+[streams]
+raw = "float32_2"
+
+[modules.source]
+code = "runmods:counter"
+outputs = {{ output = "raw" }}
+args = {{ n = {n}, block = {block}, breaks_every = {every} }}
+{p0}
+
+[modules.sink1]
+code = "runmods:collect"
+inputs = {{ input = "raw" }}
+args = {{ path = "{out}1.npz" }}
+{p1}
+
+[modules.sink2]
+code = "runmods:collect"
+inputs = {{ input = "raw" }}
+args = {{ path = "{out}2.npz" }}
+{p2}
+"""
+
+
+@pytest.mark.parametrize("places", [
+    ('process = "all"', 'process = "all"', 'process = "all"'),  # LocalPipes, subscribed
+    ('process = "p"', 'process = "p"', ""),  # one consumer beside the producer, one apart
+    ("", "", ""),
+], ids=["one process", "mixed", "own processes"])
+def test_a_stream_fans_out_to_every_consumer(places: tuple[str, str, str],
+                                             toml: Callable[[str], str], tmp_path: Any,
+                                             run_id: str) -> None:
+    out = f"{tmp_path}/out"
+    text = FANOUT.format(n=N, block=BLOCK, every=EVERY, out=out, p0=places[0], p1=places[1],
+                         p2=places[2])
+    assert run(toml(text), run_id) == 0
+    for k in (1, 2):
+        got, breaks = result(f"{out}{k}.npz")
+        np.testing.assert_array_equal(got, runmods.rows(0, N))
+        assert breaks == BREAKS

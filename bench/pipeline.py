@@ -106,6 +106,7 @@ def runner_pipeline(n: int, result: str, *, one_process: bool, verify: str = "en
 async def run_runner(n: int, *, one_process: bool, verify: str = "ends", block: int = BLOCK,
                      timeout: float = 120.0) -> Outcome:
     """One run of the pipeline under shmpipe's supervisor, as ``shmpipe run`` runs it."""
+    from shmpipe.run import ConfigError
     from shmpipe.run.supervisor import Supervisor
 
     if ROOT not in sys.path:  # the workers import bench.pipeline_modules with this sys.path
@@ -116,7 +117,11 @@ async def run_runner(n: int, *, one_process: bool, verify: str = "ends", block: 
                                    block=block)
         start = clock()
         try:
-            status = await asyncio.wait_for(Supervisor(pipeline).run(), timeout)
+            supervisor = Supervisor(pipeline)
+        except ConfigError as exc:
+            raise Failed(f"the pipeline was refused: {exc}") from None
+        try:
+            status = await asyncio.wait_for(supervisor.run(), timeout)
         except asyncio.TimeoutError:
             raise Failed(f"the pipeline did not end within {timeout:.0f} s") from None
         wall = clock() - start

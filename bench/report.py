@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bench.contenders import ALL, REFERENCE
+from bench.harness import median
 from bench.suites import Result, Settings
 
 REF = REFERENCE.label
@@ -91,6 +92,10 @@ PIPELINE_TARGETS = [  # (numerator, denominator, target ratio or None, what)
 ]
 
 
+def _times(x: float) -> str:
+    return f"x{x:.3g}" if x < 10 else f"x{x:.0f}"
+
+
 def pipeline_table(results: list[Result]) -> str:
     """The arrangements' rows/s, then the ratios the issue sets targets for."""
     by_key = {r.params["key"]: r for r in results}
@@ -103,22 +108,25 @@ def pipeline_table(results: list[Result]) -> str:
             [
                 lambda r: si(r.values["rows_s"]),
                 lambda r: f"{r.values['gb_s']:.3g}",
-                lambda r: f"{r.params['rows']:,}",
+                lambda r: f"{r.params['rows']:,}" if r.params["rows"] else "as throughput",
                 lambda r: " / ".join(si(v) for v in r.values["runs"]),
                 lambda r: f"{r.values['wall_s']:.1f} s" if math.isfinite(r.values["wall_s"])
                 else "",
             ],
         )
-    ratios = Table(["ratio", "value", "target", "met"])
+    ratios = Table(["ratio", "of the medians", "median of the per-turn ratios", "target",
+                    "met"])
     for num, den, goal, what in PIPELINE_TARGETS:
-        a, b = _value(by_key.get(num), "rows_s"), _value(by_key.get(den), "rows_s")
-        if a is None or b is None:
+        a, b = by_key.get(num), by_key.get(den)
+        if _value(a, "rows_s") is None or _value(b, "rows_s") is None:
             continue
-        value = a / b
+        assert a is not None and b is not None
+        value = a.values["rows_s"] / b.values["rows_s"]
+        turns = zip(a.values["runs"], b.values["runs"], strict=False)  # the same turns, in order
+        paired = median([x / y for x, y in turns])
         target = "" if goal is None else f">= {goal:g}"
         met = "" if goal is None else ("yes" if value >= goal else "**no**")
-        ratios.rows.append([what, f"x{value:.3g}" if value < 10 else f"x{value:.0f}", target,
-                            met])
+        ratios.rows.append([what, _times(value), _times(paired), target, met])
     return table.render() + ("\n\n" + ratios.render() if ratios.rows else "")
 
 

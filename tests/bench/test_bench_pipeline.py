@@ -55,3 +55,23 @@ def test_the_sink_finds_a_missing_row() -> None:
 def test_a_failing_module_fails_the_run(arrangement: pipeline.Arrangement) -> None:
     with pytest.raises(Failed, match=r"status|refused"):  # the sink refuses its arguments
         asyncio.run(arrangement.run(N, verify="every", block=BLOCK, timeout=90))
+
+
+def test_the_report_gives_the_ratios_and_their_targets() -> None:
+    from bench.report import pipeline_table
+    from bench.suites import PIPELINE, Result
+
+    def res(key: str, runs: list[float]) -> Result:
+        return Result(PIPELINE, key, {"key": key, "rows": 10, "block": 1},
+                      {"rows_s": sorted(runs)[1], "gb_s": 0.0, "runs": runs, "wall_s": 1.0})
+
+    text = pipeline_table([res("procs", [60.0, 70.0, 80.0]), res("jouled", [1.0, 2.0, 1.0]),
+                           res("bare", [100.0, 90.0, 120.0]),
+                           Result(PIPELINE, "one", {"key": "one"}, error="failed: why")])
+    lines = text.splitlines()
+    assert "| one | failed: why |" in text
+    assert any(line.startswith("| shmpipe all processes / joule jouled-style | x70 | x60 | "
+                               ">= 10 | yes |") for line in lines)
+    assert any(line.startswith("| shmpipe all processes / bare shm pipe | x0.7 | x0.667 | "
+                               ">= 0.7 | yes |") for line in lines)
+    assert "one process /" not in text  # no figure, no ratio

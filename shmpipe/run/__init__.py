@@ -1,0 +1,1 @@
+"""Modules and pipelines: module adapters, pipeline config, runner and supervisor."""

@@ -96,7 +96,8 @@ def joule_argv(args: Mapping[str, Any]) -> list[str]:
     time or datetime in ISO format. A value that begins with ``-`` is passed as one string,
     ``--key=value``, so that argparse does not take it for an option. Pure. Raises
     ModuleConfigError for a key that cannot be an option name (empty, starting with ``-``,
-    holding ``=`` or whitespace) or a value of another type or holding a NUL character.
+    holding ``=`` or whitespace), a value of another type or holding a NUL character, and
+    the string ``--`` (argparse removes it wherever it appears).
     """
     argv: list[str] = []
     for key, value in args.items():
@@ -134,6 +135,9 @@ def _arg_text(key: str, value: Any) -> str:
     if "\0" in text:
         raise ModuleConfigError(f"argument {key!r}: a NUL character cannot be passed on a "
                                 "command line")
+    if text == "--":
+        raise ModuleConfigError(f"argument {key!r}: the value '--' cannot be passed (argparse "
+                                "drops it, in any form)")
     return text
 
 
@@ -374,10 +378,10 @@ async def run_executable(argv: Sequence[str], args: Mapping[str, Any],
         await child.close()
     status = describe_status(returncode)
     tail = list(child.stderr_tail)
-    if returncode == 0:
-        log.info("%s: %s", name, status)
-    elif child.stopping:
+    if child.stopping:
         log.info("%s: stopped: %s", name, status)
+    elif returncode == 0:
+        log.info("%s: %s", name, status)
     elif (inputs and child.inputs_ended == len(inputs) and returncode == 1 and tail
           and tail[-1].split(":")[0].endswith("EmptyPipeError")):
         log.info("%s: ended with its inputs (EmptyPipeError, status 1)", name)

@@ -25,6 +25,7 @@ import asyncio
 import collections
 import contextlib
 import datetime
+import inspect
 import json
 import logging
 import numbers
@@ -292,7 +293,9 @@ async def _run_until_stopped(body: Awaitable[None], request_stop: Callable[[], A
         await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if not task.done():
             log.info("%s: stop requested", name)
-            request_stop()
+            requested = request_stop()
+            if inspect.isawaitable(requested):  # Joule's stop() is plain; an async one works
+                await requested
             await asyncio.wait({task}, timeout=grace)
             if not task.done():
                 log.warning("%s: still running %g s after stop(): cancelled", name, grace)
@@ -327,7 +330,7 @@ async def _cancel(task: asyncio.Future[Any], name: str, grace: float) -> None:
 # ------------------------------------------------------------------------------ executables
 async def run_executable(argv: Sequence[str], args: Mapping[str, Any],
                          inputs: Mapping[str, Pipe], outputs: Mapping[str, Pipe],
-                         stop: asyncio.Event, *, name: str, grace: float = 2.0,
+                         stop: asyncio.Event, *, name: str, grace: float = 3.0,
                          env: Mapping[str, str] | None = None,
                          start_timeout: float = START_TIMEOUT) -> None:
     """Run an executable Joule module as jouled does, joined to these pipes.
@@ -340,18 +343,21 @@ async def run_executable(argv: Sequence[str], args: Mapping[str, Any],
     of its stdout and stderr is logged (INFO) to the ``shmpipe`` logger as ``NAME: line``
     (a Joule filter ending with its input prints a traceback: not worth a warning).
 
-    Each input's rows and interval breaks are copied into the child's OS pipe (a row is
-    consumed from the input once the OS pipe took it; rows left in the OS pipe when the
-    child dies are lost with it); the end of an input closes that OS pipe. Each OS pipe
-    the child writes is copied to the output, breaks included.
+    Each input's rows and interval breaks are copied into the child's OS pipe; the end of an
+    input closes that OS pipe. A block read from an input is consumed once the OS pipe has
+    taken all of it: if the child dies meanwhile the block stays in the input (a restarted
+    child may get again the part that reached the dead one), and what sat unread in the OS
+    pipe dies with the child. Each OS pipe the child writes is copied to the output, breaks
+    included.
 
     Blocks until the child has exited and every row it wrote has been forwarded (after a
     stop, for at most ``grace`` s more). When ``stop`` is set, the child gets SIGTERM once it
     can take it: once it catches or ignores SIGTERM (``SigCgt``/``SigIgn`` in
     /proc/PID/status: a Joule module installs its handler after its imports and setup, and
     dies of a SIGTERM before), or ``start_timeout`` s after the stop if it never does; then
-    SIGKILL ``grace`` s after the SIGTERM. Joule modules allow themselves 2 s after SIGTERM
-    before cancelling their own run, so ``grace`` should exceed 2 for them to end cleanly.
+    SIGKILL ``grace`` s after the SIGTERM. A Joule module cancels its own run 2 s after
+    SIGTERM if it has not returned (jouled kills it at that same moment: a race), hence the
+    default of 3 s.
 
     Returns when the child exited with status 0, or after a stop (whatever its status), or
     when every input had ended and the child then died of Joule's EmptyPipeError (status 1,

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from typing import Any
 
 import numpy as np
@@ -79,10 +80,9 @@ async def source(*intervals: np.ndarray, close: bool = True) -> shmpipe.LocalPip
     return pipe
 
 
-async def intervals_of(pipe: shmpipe.LocalPipe) -> tuple[list[np.ndarray], np.ndarray]:
-    """Close ``pipe`` and read it all: the rows of each interval ended by a break, then the
-    rows after the last break."""
-    await pipe.close()
+async def read_intervals(pipe: Any) -> tuple[list[np.ndarray], np.ndarray]:
+    """Read a pipe to its end: the rows of each interval ended by a break, then the rows
+    after the last break."""
     done, current = [], []
     while True:
         try:
@@ -92,10 +92,16 @@ async def intervals_of(pipe: shmpipe.LocalPipe) -> tuple[list[np.ndarray], np.nd
         current.append(np.array(data))
         pipe.consume(len(data))
         if pipe.end_of_interval:
-            done.append(np.concatenate(current) if current else data[:0].copy())
+            done.append(np.concatenate(current))
             current = []
-    rest = np.concatenate(current) if current else np.zeros(0, pipe.dtype)
-    return done, rest
+    return done, np.concatenate(current) if current else np.zeros(0, pipe.dtype)
+
+
+async def intervals_of(pipe: Any) -> tuple[list[np.ndarray], np.ndarray]:
+    """Close ``pipe`` (a LocalPipe) and read it all: the rows of each interval ended by a
+    break, then the rows after the last break."""
+    await pipe.close()
+    return await read_intervals(pipe)
 
 
 def assert_medians(got: list[np.ndarray], rest: np.ndarray) -> None:
@@ -206,6 +212,35 @@ async def test_median_filter_class_ends_with_a_stream_that_ends_after_a_break() 
     assert len(await out.read()) == len(INTERVALS[0]) - WINDOW + 1
     await inp.close()  # only now: the filter saw no `closed` pipe, it is waiting in read()
     await asyncio.wait_for(task, 30)
+
+
+@pytest.mark.parametrize("shape", ["class", "executable"])
+async def test_median_filter_between_shared_memory_pipes(shape: str) -> None:
+    """As the runner places it in a process of its own: shm pipes in and out. A shm input
+    is not ``closed`` when its writer ends, so Joule's filter ends on EmptyPipeError."""
+    tag = uuid.uuid4().hex[:8]
+    raw, filtered = f"test-joule-{tag}-raw", f"test-joule-{tag}-filtered"
+    try:
+        async with shmpipe.open_output(raw, LAYOUT) as writer, \
+                shmpipe.open_input(raw, LAYOUT) as inp, \
+                shmpipe.open_output(filtered, LAYOUT) as out, \
+                shmpipe.open_input(filtered, LAYOUT) as result:
+            for rows in INTERVALS:
+                await writer.write(rows)
+                await writer.close_interval()
+            await writer.close()
+            if shape == "class":
+                run = run_joule_class(MedianFilter, {"window": WINDOW}, {"input": inp},
+                                      {"output": out}, asyncio.Event(), name="median")
+            else:
+                run = run_executable([MEDIAN_EXE], {"window": WINDOW}, {"input": inp},
+                                     {"output": out}, asyncio.Event(), name="median")
+            await asyncio.wait_for(run, 60)
+            await out.close()
+            assert_medians(*await read_intervals(result))
+    finally:
+        shmpipe.unlink(raw)
+        shmpipe.unlink(filtered)
 
 
 class MovingAverage(FIRFilterModule):

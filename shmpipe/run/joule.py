@@ -41,7 +41,8 @@ from .. import EmptyPipeError, InputPipe, OutputPipe, Pipe, reader_factory, writ
 log = logging.getLogger("shmpipe")
 
 STDERR_TAIL = 20  # stderr lines of a failed executable kept for its error
-START_TIMEOUT = 10.0  # s a stopped executable may take to install its SIGTERM handler
+START_TIMEOUT = 30.0  # s a stopped executable may take to install its SIGTERM handler
+# (joule-median-filter needs 1.4 s on an idle machine, over 10 s on a loaded one)
 POLL = 0.02  # s between looks at /proc while waiting for that handler
 LINE_MAX = 1 << 16  # bytes of output without a newline logged as one line
 

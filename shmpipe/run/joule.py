@@ -405,6 +405,7 @@ class _Child:
         self.grace = grace
         self.proc: asyncio.subprocess.Process | None = None
         self.child_fds: list[int] = []  # the child's ends: ours to close once it started
+        self.pass_fds: list[int] = []  # those named in --pipes
         self.to_child: list[tuple[Pipe, OutputPipe]] = []  # (caller's input, OS pipe)
         self.from_child: list[tuple[InputPipe, Pipe]] = []  # (OS pipe, caller's output)
         self.logs: list[tuple[Any, bool]] = []  # (stdout/stderr reader, is stderr)
@@ -437,12 +438,14 @@ class _Child:
                               writer=await writer_factory(w)())
             self.to_child.append((pipe, wire))
             spec["inputs"][pname] = {"fd": r, "id": None, "layout": pipe.layout}
+            self.pass_fds.append(r)
         for pname, pipe in outputs.items():
             r, w = self._pipe(child_end=1)
             wire_in = InputPipe(name=f"{self.name}.{pname}", layout=pipe.layout,
                                 reader=await self._reader(r))
             self.from_child.append((wire_in, pipe))
             spec["outputs"][pname] = {"fd": w, "id": None, "layout": pipe.layout}
+            self.pass_fds.append(w)
         r_out, w_out = self._pipe(child_end=1)
         self.logs.append((await self._reader(r_out), False))
         r_err, w_err = self._pipe(child_end=1)
@@ -452,7 +455,7 @@ class _Child:
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=w_out, stderr=w_err,
-                pass_fds=self.child_fds, env={**os.environ, "PYTHONUNBUFFERED": "1",
+                pass_fds=self.pass_fds, env={**os.environ, "PYTHONUNBUFFERED": "1",
                                               **(env or {})})
         except OSError as e:
             raise ExecutableFailed(self.name, None, reason=f"cannot start {argv[0]!r}: "
@@ -506,7 +509,10 @@ class _Child:
         """Copy an input into the child's OS pipe; its end closes the OS pipe."""
         try:
             await _forward(src, wire)
-            await wire.close()
+            await wire.close()  # what the pipe holds goes out...
+            writer = wire.writer  # ...and the OS pipe closes (close() alone does not when
+            writer.close()  # nothing was ever written)
+            await writer.wait_closed()
         except (BrokenPipeError, ConnectionResetError):
             log.debug("%s: closed its input %s", self.name, wire.name)
             return

@@ -696,6 +696,18 @@ async def test_protocol_as_jouled_speaks_it_and_rows_and_breaks_pass_through() -
         np.testing.assert_array_equal(a, b)
 
 
+async def test_an_input_ending_without_rows_ends_the_childs_input() -> None:
+    inp = await source()  # no row, closed
+    body = ("import json, os, sys\nargs = sys.argv[1:]\n"
+            "spec = json.loads(json.loads(args[args.index('--pipes') + 1]))\n"
+            "print(len(os.fdopen(spec['inputs']['input']['fd'], 'rb').read()), 'bytes')\n")
+    with LogWatch() as watch:
+        async with LeftBehind():
+            await asyncio.wait_for(run_executable(script(body), {}, {"input": inp}, {},
+                                                  asyncio.Event(), name="reader"), 30)
+    assert watch.has("reader: 0 bytes")
+
+
 async def test_an_all_zero_row_cannot_cross_the_wire() -> None:
     """Joule's wire has no room for a row of zeros (it is the break token): the copy fails,
     the child is killed, the PipeError comes out."""

@@ -547,6 +547,8 @@ class _Child:
         await stop.wait()
         proc = self.proc
         assert proc is not None
+        if proc.returncode is not None:
+            return  # it ended before: how it ended stands
         self.stopping = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + start_timeout

@@ -437,13 +437,21 @@ def test_is_joule_class() -> None:
     assert not is_joule_class(shmpipe.LocalPipe)
 
 
-def test_shmpipe_run_imports_and_asks_without_joule() -> None:
+def test_shmpipe_run_works_without_joule_until_a_class_needs_it() -> None:
     code = ("import sys\n"
             "import shmpipe.run, shmpipe.run.joule as j\n"
             "class A: pass\n"
             "assert not j.is_joule_class(A) and not j.is_joule_class(int)\n"
             "assert j.joule_argv({'a': True}) == ['--a', 'yes']\n"
-            "assert not [m for m in sys.modules if m.split('.')[0] == 'joule'], 'imported'\n")
+            "assert not [m for m in sys.modules if m.split('.')[0] == 'joule'], 'imported'\n"
+            "sys.modules['joule'] = None  # as if it were not installed\n"
+            "import asyncio\n"
+            "try:\n"
+            "    asyncio.run(j.run_joule_class(A, {}, {}, {}, asyncio.Event(), name='a'))\n"
+            "except ImportError as e:\n"
+            "    assert 'pip install joule' in str(e), e\n"
+            "else:\n"
+            "    raise AssertionError('no ImportError')\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

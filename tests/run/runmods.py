@@ -164,3 +164,23 @@ async def stubborn(inputs: dict, outputs: dict) -> None:
             await asyncio.sleep(0.01)
         except asyncio.CancelledError:
             continue
+
+
+def noisy_rows(start: int, stop: int, seed: int = 7) -> np.ndarray:
+    """Rows ``start..stop-1`` with seeded random data (the same for the same rows)."""
+    r = np.empty(stop - start, DTYPE)
+    r["timestamp"] = np.arange(start, stop)
+    rng = np.random.default_rng(seed)
+    r["data"] = rng.normal(size=(stop, 2))[start:].astype(np.float32)
+    return r
+
+
+async def noisy(inputs: dict, outputs: dict, n: int = 1000, block: int = 100,
+                breaks_every: int = 0) -> None:
+    """counter's blocks and breaks, with noisy data (:func:`noisy_rows` of all n rows)."""
+    out = outputs["output"]
+    every = noisy_rows(0, n)
+    for k, start in enumerate(range(0, n, block)):
+        await out.write(every[start:start + block])
+        if breaks_every and (k + 1) % breaks_every == 0:
+            await out.close_interval()

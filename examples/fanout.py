@@ -22,6 +22,8 @@ class Fanout(shmpipe.CompositeModule):
 
     async def setup(self, parsed_args: argparse.Namespace, inputs: dict[str, shmpipe.Pipe],
                     outputs: dict[str, shmpipe.Pipe]) -> list[Any]:
+        if not outputs:
+            raise ValueError("Fanout needs at least one output")
         return [copy(inputs["input"], list(outputs.values()))]
 
 

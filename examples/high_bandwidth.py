@@ -44,7 +44,7 @@ class HighBandwidthReader(shmpipe.ReaderModule):
 
     async def run(self, parsed_args: argparse.Namespace, output: shmpipe.Pipe) -> None:
         rate, block = parsed_args.rate, parsed_args.block
-        blocks = math.ceil(parsed_args.seconds * rate / block)  # 0: no end
+        blocks = math.ceil(parsed_args.seconds * rate / block)  # 0: until stopped
         output.enable_cache(parsed_args.cache)  # writes are sent once `cache` rows wait
 
         # wall-clock microseconds that never step back (NTP may move time.time())
@@ -55,7 +55,7 @@ class HighBandwidthReader(shmpipe.ReaderModule):
 
         start = now_us()
         done = 0
-        while not self.stop_requested and done != blocks:
+        while not self.stop_requested and (blocks == 0 or done < blocks):
             done += 1
             await asyncio.sleep(max(0.0, t0 + done * block / rate - time.monotonic()))
             end = now_us()

@@ -58,11 +58,11 @@ class IntermittentReader(shmpipe.ReaderModule):
 
     async def run(self, parsed_args: argparse.Namespace, output: shmpipe.Pipe) -> None:
         sensor = SimulatedSensor(output.width, parsed_args.error_rate, parsed_args.seed)
+        endless = parsed_args.readings == 0
         start = time.monotonic()
         taken = 0
         rows_in_interval = 0
-        while not self.stop_requested and (taken < parsed_args.readings
-                                             or not parsed_args.readings):
+        while not self.stop_requested and (endless or taken < parsed_args.readings):
             try:
                 values = sensor.read()
             except SensorError as e:

@@ -32,7 +32,6 @@ from examples import fanout, high_bandwidth, intermittent, median  # noqa: E402
 PIPELINE = os.path.join(ROOT, "examples", "pipeline.toml")
 FANOUT = os.path.join(ROOT, "examples", "fanout.toml")
 T = TypeVar("T")
-RUN_PREFIX = "shmpipe.run-"  # the supervisor's pipes: shmpipe.run-<id>.<stream>
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -112,17 +111,26 @@ def median_by_hand(rows: np.ndarray, breaks: list[int], window: int
     return want, out_breaks
 
 
-def run_entries() -> set[str]:
-    return {e for e in os.listdir("/dev/shm") if RUN_PREFIX in e}
+_runs = itertools.count()
+
+
+def new_run_id() -> str:
+    """A run id (``Supervisor(run_id=)``, ``--run-id``) naming this test's pipes only:
+    another test session on this machine may be running pipelines too."""
+    return f"run-ex{os.getpid()}x{next(_runs)}"
+
+
+def leftovers(run_id: str) -> set[str]:
+    """What run ``run_id`` left in /dev/shm."""
+    return {e for e in os.listdir("/dev/shm") if f"shmpipe.{run_id}." in e}
 
 
 def supervise(pipeline: shmpipe.Pipeline, host: str | None = None) -> None:
-    """Run this host's part of ``pipeline`` to its end (exit status 0) and check that
-    nothing of the run is left in /dev/shm (its own names only: another test session on
-    this machine may be running pipelines too)."""
-    sup = Supervisor(pipeline, host)
+    """Run this host's part of ``pipeline`` to its end (exit status 0), leaving nothing in
+    /dev/shm."""
+    sup = Supervisor(pipeline, host, run_id=new_run_id())
     assert asyncio.run(sup.run()) == 0
-    assert {e for e in run_entries() if f".{sup.run_id}." in e} == set()
+    assert leftovers(sup.run_id) == set()
 
 
 def free_base_port(count: int) -> int:
@@ -331,14 +339,15 @@ def test_the_pipeline_files_pass_the_check() -> None:
 
 
 def test_the_pipeline_file_runs_to_its_end_from_the_repository_root() -> None:
-    before = run_entries()
-    proc = subprocess.run([sys.executable, "-m", "shmpipe", "run", "examples/pipeline.toml"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    run_id = new_run_id()
+    proc = subprocess.run([sys.executable, "-m", "shmpipe", "run", "examples/pipeline.toml",
+                           "--run-id", run_id], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
     assert proc.returncode == 0, proc.stderr
     data, breaks = pipeline_result()
     assert f"sink: done: {len(data)} rows, {len(breaks)} interval breaks" in proc.stderr
     assert "sensor: reading" in proc.stderr  # the failures were logged
-    assert run_entries() - before == set()
+    assert leftovers(run_id) == set()
 
 
 def _pipeline_text(tmp_path: Any) -> str:
@@ -383,9 +392,10 @@ def test_the_pipeline_file_with_the_filter_on_a_second_host(tmp_path: Any) -> No
     text = edit(text, '# host = "b"', 'host = "b"')
     path = tmp_path / "pipeline.toml"
     path.write_text(text)
-    before = run_entries()
+    run_b = new_run_id()
     runner_b = subprocess.Popen([sys.executable, "-m", "shmpipe", "run", str(path), "--host",
-                                 "b"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+                                 "b", "--run-id", run_b], cwd=ROOT, stderr=subprocess.PIPE,
+                                text=True)
     try:
         supervise(shmpipe.Pipeline.load(str(path)), "a")
         _, err = runner_b.communicate(timeout=60)
@@ -394,7 +404,7 @@ def test_the_pipeline_file_with_the_filter_on_a_second_host(tmp_path: Any) -> No
     finally:
         runner_b.kill()
         runner_b.communicate()
-    assert run_entries() - before == set()
+    assert leftovers(run_b) == set()
     _check_result(f"{tmp_path}/out.npz")
 
 

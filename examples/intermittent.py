@@ -46,7 +46,7 @@ class SimulatedSensor:
 class IntermittentReader(shmpipe.ReaderModule):
     """Writes one row per reading, every ``period`` seconds, stamped with the time it was
     taken; after a failed reading the interval is closed (once for a run of failures: no
-    empty intervals). Stops after ``readings`` readings, or when asked to (0: never)."""
+    empty intervals). Takes ``readings`` readings (0: until asked to stop)."""
 
     def custom_args(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--readings", type=int, default=0,

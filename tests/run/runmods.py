@@ -184,3 +184,41 @@ async def noisy(inputs: dict, outputs: dict, n: int = 1000, block: int = 100,
         await out.write(every[start:start + block])
         if breaks_every and (k + 1) % breaks_every == 0:
             await out.close_interval()
+
+
+class SubscribingFanout(shmpipe.CompositeModule):
+    """Copies its input to every output by subscribing the others to the first in setup
+    (the pattern of Joule's documentation), and fails once, after ``after`` rows, the first
+    time (no ``marker`` file yet)."""
+
+    def custom_args(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--marker", required=True)
+        parser.add_argument("--after", type=int, default=300)
+
+    async def setup(self, parsed_args, inputs, outputs):  # type: ignore[no-untyped-def]
+        first, *others = outputs.values()
+        for other in others:
+            first.subscribe(other)
+        return [self.copy(parsed_args, inputs["input"], first)]
+
+    async def copy(self, args, inp, out):  # type: ignore[no-untyped-def]
+        copied = 0
+        while True:
+            data = await inp.read()
+            await out.write(data)
+            inp.consume(len(data))
+            copied += len(data)
+            if copied >= args.after and not os.path.exists(args.marker):
+                with open(args.marker, "w") as f:
+                    f.write(str(copied))
+                raise RuntimeError("SubscribingFanout: failing on purpose")
+            if inp.end_of_interval:
+                await out.close_interval()
+
+
+async def logging_passthrough(inputs: dict, outputs: dict) -> None:
+    """passthrough, logging one warning first (the runner prefixes it with the module name)."""
+    import logging
+
+    logging.getLogger("somewhere").warning("a warning from the module's code")
+    await passthrough(inputs, outputs)

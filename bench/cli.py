@@ -17,6 +17,10 @@ from bench.suites import FULL, QUICK, SUITES, Result, Settings, log
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 INTRO = {
+    "overhead": "µs per call with both ends in this one process (no wake-ups, no second "
+    "process): the cost of the calls themselves. The cases run round-robin, a few thousand "
+    "calls each per round; medians over the rounds. `read` cases time the read and consume "
+    "only (the write that feeds each is outside the clock).",
     "throughput": "One producer process to one consumer process (spawned), the consumer summing "
     "one data column of every row. Median rows/s of the repetitions, the same in GB/s, and "
     "the ratio to `{ref}` (above 1: faster).",
@@ -36,6 +40,7 @@ INTRO = {
     "returned fewer rows than were unconsumed.",
 }
 TITLES = {
+    "overhead": "Per-call overhead",
     "throughput": "Throughput",
     "latency": "Latency",
     "fanout": "Fan-out",
@@ -98,6 +103,7 @@ def render(
         "## Machine\n\n" + machine_table(info),
     ]
     tables: dict[str, Callable[[list[Result]], str]] = {
+        "overhead": report.overhead_table,
         "throughput": lambda rs: report.throughput_tables(rs, s),
         "latency": report.latency_table,
         "fanout": lambda rs: report.fanout_table(rs, s),

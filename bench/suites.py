@@ -31,6 +31,7 @@ from bench.harness import (
 from bench.machine import cpu_seconds, rss_bytes
 
 LOCAL_MAX_BYTES = 2**30
+OVERHEAD = "overhead"
 
 
 @dataclass(frozen=True)
@@ -441,7 +442,33 @@ def scaling(s: Settings, only: Callable[[str], bool], say: Log = log) -> list[Re
     return results
 
 
+def overhead(s: Settings, only: Callable[[str], bool], say: Log = log) -> list[Result]:
+    """µs per call in this process (see bench/overhead.py); the cases run round-robin."""
+    import asyncio
+
+    from bench import overhead as oh
+
+    start = clock()
+    found = asyncio.run(oh.measure(only, rounds=oh.ROUNDS if not s.quick else 5))
+    took = clock() - start
+    results = []
+    for case in oh.CASES:
+        if case.key not in found:
+            continue
+        runs = found[case.key]
+        res = Result(OVERHEAD, case.label, {"key": case.key, "target": oh.TARGETS.get(case.key)},
+                     seconds=took / max(1, len(found)))
+        if isinstance(runs, str):
+            res.error = runs
+        else:
+            res.values = {"us": median(runs), "runs": runs}
+        _say(say, res, "per call", "{us:.2f} us")
+        results.append(res)
+    return results
+
+
 SUITES: dict[str, Callable[[Settings, Callable[[str], bool], Log], list[Result]]] = {
+    "overhead": overhead,
     "throughput": throughput,
     "latency": latency,
     "fanout": fanout,

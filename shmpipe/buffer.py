@@ -23,8 +23,7 @@ Joule semantics:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -47,14 +46,17 @@ def tag(rows: np.ndarray, end_of_interval: bool) -> PipeData:
     return view
 
 
-@dataclass(frozen=True)
-class Span:
-    """Rows ``[start, stop)`` for one read; ``passed`` says a boundary at ``stop`` was used."""
+class Span(NamedTuple):
+    """Rows ``[start, stop)`` for one read; ``passed`` says a boundary at ``stop`` was used.
+    (A named tuple: one is made per read, and a tuple is the cheapest record to make.)"""
 
     start: int
     stop: int
     end_of_interval: bool
     passed: bool
+
+
+_span = tuple.__new__  # Span(...) without the generated __new__'s Python frame
 
 
 class ReadCursor:
@@ -110,7 +112,7 @@ class ReadCursor:
             raise EmptyPipeError("pipe is closed and every row has been consumed")
         self.read_end = stop
         self.end_of_interval = eoi
-        return Span(self.consumed, stop, eoi, boundary is not None)
+        return _span(Span, (self.consumed, stop, eoi, boundary is not None))
 
     def consume(self, num_rows: int) -> None:
         """Mark ``num_rows`` of the last read consumed.

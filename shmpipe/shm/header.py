@@ -13,7 +13,11 @@ created; they only grow::
     is ``boundaries[k % MAX_BOUNDARIES]``; reader i has passed boundaries ``< bseq[i]``.
 
 Everything except the immutable description (magic ... max_boundaries) is changed only while
-holding the header mutex (see segment.py). Roles are held by *owner ids*: ``next_id`` hands
+holding the header mutex (see segment.py), with two single-writer exceptions that make the hot
+path a copy and a store: the writer alone advances ``write`` (and its counters) and each reader
+alone stores its slot's ``cursor``/``bseq`` (and counters), without the mutex; each then
+fences and looks at the other side's sleep flag (``sleepers``, ``writer_sleeping``), which
+stay under the mutex (see output.py and input.py). Roles are held by *owner ids*: ``next_id`` hands
 out a new one to every registration (a writer, a reader slot, a hand-over), never reused
 while the segment lives; the end that owns id ``k`` holds the kernel lock on byte
 ``ID_BASE + k`` of the lock file (locks.py), which is how every other end knows it is alive.
@@ -34,8 +38,8 @@ seeing the end of the stream), and a reader slot with a ``key`` whose owner died
 attached with owner 0 (an *orphan*: its cursor still holds the rows it has not consumed)
 until a reader opening with the same key adopts it.
 
-Counters (for monitoring: ``survey.py`` reads them without taking the mutex) are updated in
-the same critical sections: rows and blocks written, boundaries (intervals), rows read and
+Counters (for monitoring: ``survey.py`` reads them without taking the mutex) are updated with
+the fields they count: rows and blocks written, boundaries (intervals), rows read and
 time spent waiting per reader, time the writer spent blocked on a full ring
 (``writer_blocked_ns`` plus the episode in progress since ``writer_blocked_since``), the
 creation and last-write times. Times are CLOCK_MONOTONIC ns, one clock for all processes of
@@ -218,7 +222,9 @@ def check_cursors(h: Header, name: str) -> None:
         s = h.readers[i]
         if s.state == FREE:
             continue
-        if s.state != ACTIVE or s.cursor > w or w - s.cursor > cap:
+        # the writer and the readers move their cursors without the mutex: a cursor read
+        # after ``w`` may be past it (then the write cursor has moved too)
+        if s.state != ACTIVE or (s.cursor > w and s.cursor > h.write) or w - s.cursor > cap:
             raise _corrupt(name, f"reader slot {i} cursor {s.cursor} for write {w}, capacity {cap}")
         if s.bseq > h.boundary_count or h.boundary_count - s.bseq > MAX_BOUNDARIES:
             raise _corrupt(name, f"reader slot {i} boundary count {s.bseq}")

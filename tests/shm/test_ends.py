@@ -491,3 +491,44 @@ async def test_close_interval_sends_cached_rows_and_the_break_in_one_read(pname:
         assert list(data["timestamp"]) == list(rows(0, 3)["timestamp"])
         assert data.end_of_interval
         await inp.close()
+
+
+@arun
+async def test_the_hot_path_takes_no_lock_and_asks_no_pid(pname: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write, a read and a consume on a pipe where nobody sleeps are cursor stores and a
+    copy: no header mutex, no getpid (a fork hook keeps the pid). Blocks of both write paths
+    (a structured block, a 2-D array converted in place) arrive, across the ring's seam."""
+    from shmpipe.shm import locks
+
+    out = shmpipe.open_output(pname, LAYOUT, capacity=10)
+    inp = shmpipe.open_input(pname)
+    try:
+        await out.write(rows(0, 3))
+        assert len(await inp.read()) == 3  # the first read publishes nothing new
+
+        def no_lock(fd: int) -> bool:
+            raise AssertionError("the header mutex was taken on the hot path")
+
+        def no_pid() -> int:
+            raise AssertionError("getpid was called on the hot path")
+
+        monkeypatch.setattr(locks, "try_mutex", no_lock)
+        monkeypatch.setattr(os, "getpid", no_pid)
+        inp.consume(3)
+        got: list[int] = []
+        for start in range(3, 600, 3):
+            await out.write(rows(start, 2))
+            await out.write(np.array([[start + 2, 0, 0]], np.float64))  # converted in place
+            data = await inp.read()
+            got += [int(t) for t in data["timestamp"]]
+            assert not data.flags.writeable
+            inp.consume(len(data))
+        assert inp.read_nowait().size == 0
+        monkeypatch.undo()
+        assert got == list(range(3, 600))
+        assert out.capacity < 600 and out.stats()["write"] == 600
+    finally:
+        monkeypatch.undo()
+        await inp.close()
+        await out.close()

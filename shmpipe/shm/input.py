@@ -15,7 +15,7 @@ from ..layout import flatten as flatten_rows
 from ..pipe import InputPipe
 from . import names, ring
 from .end import LIVENESS_PERIOD, Role, ShmEnd
-from .header import WRITER_CLOSED, WRITER_DEAD, WRITER_OPEN, Header
+from .header import WRITER_OPEN, Header
 from .locks import _barrier, fence
 from .segment import DEFAULT_MODE, current_pid, open_continued, open_segment, trusted_uids
 
@@ -87,6 +87,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
                 role.finish()
             raise
         self._slot = s = seg.header.readers[slot]  # this end's slot (a view into the header)
+        self._header, self._segment, self._capacity = seg.header, seg, seg.capacity
         self._published, self._published_bseq = int(s.cursor), int(s.bseq)  # stored there
         seg.release()
         self._own(role)
@@ -170,8 +171,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
         one side sees the other); if it does, it is woken under the mutex.
         """
         role = self._role
-        seg = role.seg
-        h = seg.header
+        h = self._header
         s = self._slot
         # a slot detached or taken over (by a forked child) no longer names our owner id
         if role.inherited or role.handed or self.closed or s.owner != role.owner:
@@ -196,17 +196,17 @@ class ShmInputPipe(ShmEnd, InputPipe):
                 if h.writer_sleeping:
                     self._wake_writer()
         state = h.writer_state
+        ended = ring.stream_ended(h)
         count = h.boundary_count
         boundary = None if bseq >= count else ring.next_boundary(h, bseq, cursor.read_end)
         w = h.write
         self._seen = (w, count, state)
         consumed = cursor.consumed
-        stalled = bool(h.writer_sleeping) and ring.stalls_writer(
-            h, consumed, cursor.read_end - consumed)
+        stalled = h.writer_sleeping and ring.stalls_writer(h, consumed, cursor.read_end - consumed)
         # a ring full of our unconsumed rows: nothing can arrive before we consume, so the
         # read must return now rather than wait (same as Joule's full input buffer)
-        full = w - consumed >= seg.capacity
-        return w, boundary, state in (WRITER_CLOSED, WRITER_DEAD), stalled or full
+        full = w - consumed >= self._capacity
+        return w, boundary, ended, bool(stalled) or full
 
     def _wake_writer(self) -> None:
         """Under the mutex: ring the writer if it (still) sleeps waiting for room."""
@@ -264,7 +264,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
             if span is not None:
                 break
             await self._wait_for_news()
-        rows = self._role.seg.read_rows(span[0], span[1])
+        rows = self._segment.read_rows(span[0], span[1])
         if span[3]:
             self._role.bseq += 1
         rows.end_of_interval = span[2]
@@ -278,7 +278,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
         self._publish_due = True
         span = cursor.next_read(*self._source(), wait=False)
         assert span is not None
-        rows = self._role.seg.read_rows(span[0], span[1])
+        rows = self._segment.read_rows(span[0], span[1])
         if span[3]:
             self._role.bseq += 1
         rows.end_of_interval = span[2]

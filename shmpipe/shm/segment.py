@@ -46,7 +46,15 @@ from ..buffer import PipeData
 from ..errors import PipeError
 from ..layout import compute_dtype
 from . import locks, names
-from .header import HEADER_BYTES, Header, check_cursors, initialize, ring_geometry, validate
+from .header import (
+    HEADER_BYTES,
+    Header,
+    check_cursors,
+    initialize,
+    read_snapshot,
+    ring_geometry,
+    validate,
+)
 from .mirror import map_mirrored
 
 log = logging.getLogger("shmpipe")
@@ -57,7 +65,6 @@ DEFAULT_MODE = 0o600
 LOCK_SPINS = 100  # attempts with sched_yield before backing off
 LOCK_GIVE_UP = 30.0  # a mutex held this long by a live holder is an error
 OPEN_POLL = 0.02  # seconds between looks for a pipe that does not exist yet
-SNAPSHOT_TRIES = 3  # copies of a header taken before one that fails validation is believed
 
 _pid = os.getpid()  # this process's pid, kept current by a fork hook (no getpid per call)
 
@@ -150,16 +157,8 @@ class Segment:
                 f"segment of pipe {name!r} is corrupted or not a shmpipe pipe: "
                 f"{st.st_size} bytes, smaller than a header ({HEADER_BYTES})"
             )
-        for attempt in range(SNAPSHOT_TRIES):
-            snapshot = Header.from_buffer_copy(os.pread(shm_fd, HEADER_BYTES, 0))
-            try:
-                self.layout = validate(snapshot, st.st_size, name)
-                break
-            except PipeError:
-                # the cursors move without the mutex: a copy may catch a reader's cursor
-                # past the write cursor copied before it; a corrupted header stays corrupted
-                if attempt == SNAPSHOT_TRIES - 1:
-                    raise
+        snapshot, write_now = read_snapshot(shm_fd)
+        self.layout = validate(snapshot, st.st_size, name, write_now)
         self.dtype = compute_dtype(self.layout)
         self.row_size = int(snapshot.row_size)
         self.capacity = int(snapshot.capacity)

@@ -10,11 +10,13 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import report
+from bench import report, targets
 from bench.machine import describe
 from bench.suites import FULL, QUICK, SUITES, Result, Settings, log
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PINNED = "pinned: producer and consumer on two CPUs (--pin)"
+UNPINNED = "unpinned: processes placed by the OS"
 
 INTRO = {
     "overhead": "µs per call with both ends in this one process (no wake-ups, no second "
@@ -66,15 +68,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="run only contenders whose label contains TEXT (repeatable)",
     )
     p.add_argument(
-        "--no-pin",
+        "--pin",
         action="store_true",
-        help="let the OS place the two processes of throughput and latency measurements "
-        "(default: pinned to two different CPUs)",
+        help="pin the two processes of throughput and latency measurements to two different "
+        "CPUs (default: unpinned, placed by the OS as users run them)",
     )
+    p.add_argument("--no-pin", action="store_true", help=argparse.SUPPRESS)  # the old default
     p.add_argument(
         "--no-write",
         action="store_true",
-        help="print the tables only; leave RESULTS.md and plots/ alone",
+        help="print the tables only; write no RESULTS.md and no plots",
     )
     return p.parse_args(argv)
 
@@ -97,7 +100,7 @@ def render(
         "# shmpipe benchmark results",
         f"`{command}` ({mode} mode; medians of {s.reps} repetitions per throughput and "
         f"fan-out figure, {s.lat_reps} per latency figure; "
-        f"{'producer and consumer pinned to two CPUs' if s.pin else 'processes placed by the OS'}"
+        f"{PINNED if s.pin else UNPINNED}"
         f"), {now}, "
         f"took {seconds:.0f} s. How to read these tables: [README.md](README.md).",
         "## Machine\n\n" + machine_table(info),
@@ -131,7 +134,7 @@ def render(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    s = dataclasses.replace(QUICK if args.quick else FULL, pin=not args.no_pin)
+    s = dataclasses.replace(QUICK if args.quick else FULL, pin=args.pin)
     wanted = [t.lower() for t in args.only or []]
 
     def only(label: str) -> bool:
@@ -149,19 +152,36 @@ def main(argv: list[str] | None = None) -> int:
         f" {a}" for a in (argv if argv is not None else sys.argv[1:])
     )
     images: list[str] = []
+    folder = output_folder(args.quick)
     if not args.no_write:
         try:
-            images = report.plots(results, s, os.path.join(HERE, "plots"))
+            images = report.plots(results, s, os.path.join(folder, "plots"))
         except Exception as exc:  # plots are a bonus; the tables still get written
             log(f"plots failed: {type(exc).__name__}: {exc}")
     text = render(results, s, info, command, seconds, images)
+    text += "\n" + targets.section(results, s) + "\n"
     print("\n" + text, flush=True)
     if not args.no_write:
-        findings = os.path.join(HERE, "FINDINGS.md")  # hand-written analysis, kept across runs
-        with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
+        findings = os.path.join(HERE, "FINDINGS.md")  # hand-written notes, kept across runs
+        path = os.path.join(folder, "RESULTS.md")
+        with open(path, "w") as f:
             f.write(text)
             if os.path.exists(findings):
                 with open(findings) as g:
-                    f.write("\n\n" + g.read())
-        log(f"wrote {os.path.join(HERE, 'RESULTS.md')} and {len(images)} plots in bench/plots/")
+                    f.write("\n" + g.read())
+        where = os.path.relpath(folder)
+        log(f"wrote {os.path.relpath(path)} and {len(images)} plots in "
+            f"{os.path.join(where, 'plots')}/"
+            + (" (a quick run: the committed bench/RESULTS.md is left alone)"
+               if args.quick else ""))
     return 0
+
+
+def output_folder(quick: bool) -> str:
+    """Where a run writes RESULTS.md and plots/: bench/ for a full run, bench/quick/ (not
+    committed) for a quick one, so that a quick run never replaces the committed results."""
+    if not quick:
+        return HERE
+    folder = os.path.join(HERE, "quick")
+    os.makedirs(os.path.join(folder, "plots"), exist_ok=True)
+    return folder

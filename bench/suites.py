@@ -55,7 +55,7 @@ class Settings:
     rss_labels: tuple[str, ...]
     scale_levels: tuple[int, ...]
     scale_repeats: int
-    pin: bool = True  # pin the two processes of throughput and latency to two different CPUs
+    pin: bool = False  # pin the two processes of throughput and latency to two different CPUs
     layout: str = "float32_8"  # for latency, fan-out, rss
     max_rows: int = 50_000_000
 

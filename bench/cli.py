@@ -19,6 +19,11 @@ PINNED = "pinned: producer and consumer on two CPUs (--pin)"
 UNPINNED = "unpinned: processes placed by the OS"
 
 INTRO = {
+    "rings": "What opening a pipe costs (creating it with its ring reserved, opening the "
+    "writer, then a reader: medians), and rows/s through a pipe opened just before against the "
+    "same pipe warm, with the ring's pages mapped when a process opens it (`MAP_POPULATE`, the "
+    "default) or faulted in on first use, for the default ring and `capacity=1<<20`: see "
+    "`bench/rings.py`. Transparent huge pages for the ring: {thp}.",
     "overhead": "µs per call with both ends in this one process (no wake-ups, no second "
     "process): the cost of the calls themselves. The cases run round-robin, a few thousand "
     "calls each per round; medians over the rounds. `read` cases time the read and consume "
@@ -42,6 +47,7 @@ INTRO = {
     "returned fewer rows than were unconsumed.",
 }
 TITLES = {
+    "rings": "Fresh and large rings",
     "overhead": "Per-call overhead",
     "throughput": "Throughput",
     "latency": "Latency",
@@ -107,6 +113,7 @@ def render(
     ]
     tables: dict[str, Callable[[list[Result]], str]] = {
         "overhead": report.overhead_table,
+        "rings": rings_table,
         "throughput": lambda rs: report.throughput_tables(rs, s),
         "latency": report.latency_table,
         "fanout": lambda rs: report.fanout_table(rs, s),
@@ -122,7 +129,7 @@ def render(
         "scaling": ["scaling.png"],
     }
     for name, rs in results.items():
-        intro = INTRO[name].format(ref=report.REF)
+        intro = INTRO[name].format(ref=report.REF, thp=rings_thp() if name == "rings" else "")
         if name == "fanout":
             intro += f" Layout {s.layout}, {s.fan_block:,} rows per block."
         if name == "rss":
@@ -175,6 +182,18 @@ def main(argv: list[str] | None = None) -> int:
             + (" (a quick run: the committed bench/RESULTS.md is left alone)"
                if args.quick else ""))
     return 0
+
+
+def rings_table(results: list[Result]) -> str:
+    from bench import rings
+
+    return rings.table(results)
+
+
+def rings_thp() -> str:
+    from bench import rings
+
+    return rings.thp()
 
 
 def output_folder(quick: bool) -> str:

@@ -467,8 +467,16 @@ def overhead(s: Settings, only: Callable[[str], bool], say: Log = log) -> list[R
     return results
 
 
+def rings(s: Settings, only: Callable[[str], bool], say: Log = log) -> list[Result]:
+    """Opening costs, fresh against warm pipes, large rings (see bench/rings.py)."""
+    from bench import rings as measure
+
+    return measure.rings(s, only, say)
+
+
 SUITES: dict[str, Callable[[Settings, Callable[[str], bool], Log], list[Result]]] = {
     "overhead": overhead,
+    "rings": rings,
     "throughput": throughput,
     "latency": latency,
     "fanout": fanout,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from typing import Any
@@ -321,11 +322,11 @@ class ShmInputPipe(ShmEnd, InputPipe):
         """Record how long news took to come after a read found none."""
         self._gap = 0.7 * self._gap + 0.3 * (time.perf_counter() - since)
 
-    def _prepare_sleep(self, others_ready: bool = False) -> bool:
+    def _prepare_sleep(self, others_ready: bool = False, limit: float = math.inf) -> bool:
         """Spin if worthwhile, then mark ourselves asleep; False if news arrived meanwhile."""
         h = self._role.seg.header
         self._quiet_since = start = time.perf_counter()
-        budget = self._spin_budget(others_ready)
+        budget = min(self._spin_budget(others_ready), limit)
         if budget > 0:
             deadline = start + budget
             seen = self._seen
@@ -352,12 +353,35 @@ class ShmInputPipe(ShmEnd, InputPipe):
         finally:
             seg.release()
 
+    async def _poll(self) -> None:
+        """Busy-poll mode (``spin=math.inf``): look at the header until news, or until the
+        writer waits for room (this reader may be the one to make it), never sleeping on the
+        doorbell; so the writer, which rings only readers marked asleep, never rings it.
+        Between looks, other tasks of the event loop run when any is ready (else the CPU is
+        offered with ``sched_yield``); the writer's liveness is checked every
+        LIVENESS_PERIOD, as a sleeping reader does."""
+        h = self._header
+        w, count, state = self._seen
+        loop = asyncio.get_running_loop()
+        check = time.monotonic() + LIVENESS_PERIOD
+        while (h.write == w and h.boundary_count == count and h.writer_state == state
+               and not h.writer_sleeping):
+            if getattr(loop, "_ready", None):
+                await asyncio.sleep(0)
+            else:
+                os.sched_yield()
+            if time.monotonic() >= check:
+                self._check_writer()
+                check = time.monotonic() + LIVENESS_PERIOD
+
     async def _wait_for_news(self) -> None:
         loop = asyncio.get_running_loop()
         others_ready = bool(getattr(loop, "_ready", None))  # never spin while others could run
         start = time.monotonic_ns()
         try:
-            if self._prepare_sleep(others_ready):
+            if self.spin == math.inf:
+                await self._poll()
+            elif self._prepare_sleep(others_ready):
                 bell = self._role.bell
                 assert bell is not None
                 if await bell.wait(LIVENESS_PERIOD):
@@ -378,7 +402,9 @@ class ShmInputPipe(ShmEnd, InputPipe):
     def _wait_sync(self, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if not self._prepare_sleep():
+            # spin (busy-poll mode included) at most until the deadline or a liveness check
+            limit = LIVENESS_PERIOD if deadline is None else deadline - time.monotonic()
+            if not self._prepare_sleep(limit=min(max(0.0, limit), LIVENESS_PERIOD)):
                 return True
             left = LIVENESS_PERIOD if deadline is None else deadline - time.monotonic()
             if left <= 0:

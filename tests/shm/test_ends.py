@@ -532,3 +532,40 @@ async def test_the_hot_path_takes_no_lock_and_asks_no_pid(pname: str,
         monkeypatch.undo()
         await inp.close()
         await out.close()
+
+
+@arun
+async def test_busy_poll_mode_never_sleeps_so_the_writer_never_rings(pname: str) -> None:
+    """``spin=math.inf``: a waiting read polls the header, letting the writer task of its own
+    loop run between looks; it is never marked asleep, so no doorbell is rung, and it sees
+    rows, a break and the end of the stream."""
+    import math
+
+    out = shmpipe.open_output(pname, LAYOUT, capacity=100)
+    inp = shmpipe.open_input(pname, spin=math.inf)
+    h = out.segment.header
+    slot = h.readers[inp._role.slot]
+
+    async def writer() -> None:
+        for start in range(0, 30, 3):
+            await asyncio.sleep(0)
+            await out.write(rows(start, 3))
+            assert slot.sleeping == 0 and h.sleepers == 0
+        await out.close_interval()
+        await out.close()
+
+    task = asyncio.ensure_future(writer())
+    got: list[int] = []
+    breaks = 0
+    try:
+        while True:
+            data = await inp.read()
+            got += [int(t) for t in data["timestamp"]]
+            breaks += data.end_of_interval
+            inp.consume(len(data))
+    except shmpipe.EmptyPipeError:
+        pass
+    await task
+    assert got == list(range(30)) and breaks == 1
+    assert out.stats()["wakeups"] == 0
+    await inp.close()

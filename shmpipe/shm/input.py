@@ -133,7 +133,12 @@ class ShmInputPipe(ShmEnd, InputPipe):
         """As :meth:`Pipe.consume`; a durable reader (opened with ``key``) also publishes
         its position at once (one header lock round trip), so that a reader of its key
         taking over after this process dies starts exactly at the first unconsumed row."""
-        super().consume(num_rows)
+        cursor = self._cursor
+        if (type(num_rows) is int and 0 <= num_rows <= cursor.read_end - cursor.consumed
+                and not self._failed):
+            cursor.consumed += num_rows  # the common case, checked as Pipe.consume does
+        else:
+            super().consume(num_rows)
         if self._durable and num_rows:
             self._publish()
 
@@ -151,6 +156,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
             if ring.publish(h, self._role.slot, self._cursor.consumed, self._role.bseq):
                 wake = int(h.writer_id)
             self._publish_due = False
+            self._published, self._published_bseq = self._cursor.consumed, self._role.bseq
         finally:
             seg.release()
         if wake:
@@ -197,7 +203,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
                 if h.writer_sleeping:
                     self._wake_writer()
         state = h.writer_state
-        ended = ring.stream_ended(h)
+        ended = state != WRITER_OPEN and ring.stream_ended(h)  # an open writer: never ended
         count = h.boundary_count
         boundary = None if bseq >= count else ring.next_boundary(h, bseq, cursor.read_end)
         w = h.write

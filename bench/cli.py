@@ -74,6 +74,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="run only contenders whose label contains TEXT (repeatable)",
     )
     p.add_argument(
+        "--blocks",
+        metavar="N,N,...",
+        help="throughput block sizes in rows (default: the mode's)",
+    )
+    p.add_argument(
+        "--layouts",
+        metavar="L,L,...",
+        help="throughput layouts, e.g. float32_8 (default: the mode's)",
+    )
+    p.add_argument(
         "--pin",
         action="store_true",
         help="pin the two processes of throughput and latency measurements to two different "
@@ -142,6 +152,10 @@ def render(
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     s = dataclasses.replace(QUICK if args.quick else FULL, pin=args.pin)
+    if args.blocks:
+        s = dataclasses.replace(s, blocks=tuple(int(b) for b in args.blocks.split(",")))
+    if args.layouts:
+        s = dataclasses.replace(s, layouts=tuple(args.layouts.split(",")))
     wanted = [t.lower() for t in args.only or []]
 
     def only(label: str) -> bool:

@@ -7,9 +7,9 @@ interval break: an interval of n rows gives n - window + 1 rows (none if n < win
 The filter keeps no state of its own: the rows a window still needs stay unconsumed in the
 input pipe and come back at the front of the next read. At a break it consumes everything
 (the rows at the end of the interval have no full window, and must not be joined to the rows
-after the break), which resets it, and passes the break on. When the input ends, the rows
-still kept come back at once from every read (there is nothing new to wait for): the filter
-consumes them, and the next read raises EmptyPipeError, which ends the module.
+after the break), which resets it, and passes the break on. When its input has ended, the
+read of the last rows says so (``source.ended``): the filter consumes them all, and the next
+read raises EmptyPipeError, which ends the module.
 
 Run it in the three-stage pipeline (sensor -> median -> sink)::
 
@@ -38,24 +38,17 @@ class MedianFilter(shmpipe.FilterModule):
         n = parsed_args.window
         if n < 1 or n % 2 == 0:
             raise ValueError(f"window must be an odd number of rows, got {n}")
-        kept = 0  # rows left unconsumed by the last read, for the next windows
         while not self.stop_requested:
             data = await source.read()  # EmptyPipeError once the input ended, all consumed
-            if len(data) == kept and not source.end_of_interval:
-                # nothing new: the input has ended; these rows will never fill a window,
-                # consume them (the next read raises EmptyPipeError) instead of spinning
-                source.consume(len(data))
-                continue
             if len(data) >= n:
                 windows = sliding_window_view(data["data"], n, axis=0)  # no copy
                 result = np.empty(len(data) - n + 1, sink.dtype)
                 result["timestamp"] = data["timestamp"][n // 2: n // 2 + len(result)]
                 result["data"] = np.median(windows, axis=-1)
                 await sink.write(result)
-            if source.end_of_interval:
-                source.consume(len(data))  # drop the tail: no window across the break
-                kept = 0
-                await sink.close_interval()
+            if source.end_of_interval or source.ended:
+                source.consume(len(data))  # drop the tail: no window across a break or the end
+                if source.end_of_interval:
+                    await sink.close_interval()
             else:  # keep the last n - 1 rows: the next windows start with them
                 source.consume(max(0, len(data) - n + 1))
-                kept = min(len(data), n - 1)

@@ -62,7 +62,7 @@ _span = tuple.__new__  # Span(...) without the generated __new__'s Python frame
 class ReadCursor:
     """The reader's side of a pipe: consumed rows, the last read, the interval flag."""
 
-    __slots__ = ("consumed", "end_of_interval", "read_end", "reread")
+    __slots__ = ("consumed", "end_of_interval", "ended", "read_end", "reread")
 
     def __init__(self, start: int = 0) -> None:
         self.reset(start)
@@ -72,6 +72,7 @@ class ReadCursor:
         self.consumed = start
         self.read_end = start
         self.end_of_interval = False
+        self.ended = False  # the last read returned the last rows of an ended stream
         self.reread = False
 
     @property
@@ -112,6 +113,7 @@ class ReadCursor:
             raise EmptyPipeError("pipe is closed and every row has been consumed")
         self.read_end = stop
         self.end_of_interval = eoi
+        self.ended = ended and stop == written
         return _span(Span, (self.consumed, stop, eoi, boundary is not None))
 
     def consume(self, num_rows: int) -> None:

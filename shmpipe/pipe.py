@@ -200,6 +200,15 @@ class Pipe:
             self._pass_boundary()
         return rows
 
+    @property
+    def ended(self) -> bool:
+        """True when the last read returned the last rows of a stream that has ended (its
+        writer closed): no row will come after them, so a filter that needs more rows (a
+        window) knows to finish with these instead of waiting; the next read raises
+        EmptyPipeError once they are consumed. False until then, and after a read that
+        stopped at an interval boundary before the end."""
+        return bool(self._cursor.ended)
+
     async def read(self, flatten: bool = False) -> np.ndarray:
         """Return every unconsumed row up to the next interval boundary.
 

@@ -10,13 +10,24 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import report
+from bench import report, targets
 from bench.machine import describe
 from bench.suites import FULL, QUICK, SUITES, Result, Settings, log
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PINNED = "pinned: producer and consumer on two CPUs (--pin)"
+UNPINNED = "unpinned: processes placed by the OS"
 
 INTRO = {
+    "rings": "What opening a pipe costs (creating it with its ring reserved, opening the "
+    "writer, then a reader: medians), and rows/s through a pipe opened just before against the "
+    "same pipe warm, with the ring's pages mapped when a process opens it (`MAP_POPULATE`, the "
+    "default) or faulted in on first use, for the default ring and `capacity=1<<20`: see "
+    "`bench/rings.py`. Transparent huge pages for the ring: {thp}.",
+    "overhead": "µs per call with both ends in this one process (no wake-ups, no second "
+    "process): the cost of the calls themselves. The cases run round-robin, a few thousand "
+    "calls each per round; medians over the rounds. `read` cases time the read and consume "
+    "only (the write that feeds each is outside the clock).",
     "throughput": "One producer process to one consumer process (spawned), the consumer summing "
     "one data column of every row. Median rows/s of the repetitions, the same in GB/s, and "
     "the ratio to `{ref}` (above 1: faster).",
@@ -44,6 +55,8 @@ INTRO = {
     "included, beside it); medians of repetitions taken in turn.",
 }
 TITLES = {
+    "rings": "Fresh and large rings",
+    "overhead": "Per-call overhead",
     "throughput": "Throughput",
     "latency": "Latency",
     "fanout": "Fan-out",
@@ -70,15 +83,26 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="run only contenders whose label contains TEXT (repeatable)",
     )
     p.add_argument(
-        "--no-pin",
-        action="store_true",
-        help="let the OS place the two processes of throughput and latency measurements "
-        "(default: pinned to two different CPUs)",
+        "--blocks",
+        metavar="N,N,...",
+        help="throughput block sizes in rows (default: the mode's)",
     )
+    p.add_argument(
+        "--layouts",
+        metavar="L,L,...",
+        help="throughput layouts, e.g. float32_8 (default: the mode's)",
+    )
+    p.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the two processes of throughput and latency measurements to two different "
+        "CPUs (default: unpinned, placed by the OS as users run them)",
+    )
+    p.add_argument("--no-pin", action="store_true", help=argparse.SUPPRESS)  # the old default
     p.add_argument(
         "--no-write",
         action="store_true",
-        help="print the tables only; leave RESULTS.md and plots/ alone",
+        help="print the tables only; write no RESULTS.md and no plots",
     )
     return p.parse_args(argv)
 
@@ -101,12 +125,14 @@ def render(
         "# shmpipe benchmark results",
         f"`{command}` ({mode} mode; medians of {s.reps} repetitions per throughput and "
         f"fan-out figure, {s.lat_reps} per latency figure; "
-        f"{'producer and consumer pinned to two CPUs' if s.pin else 'processes placed by the OS'}"
+        f"{PINNED if s.pin else UNPINNED}"
         f"), {now}, "
         f"took {seconds:.0f} s. How to read these tables: [README.md](README.md).",
         "## Machine\n\n" + machine_table(info),
     ]
     tables: dict[str, Callable[[list[Result]], str]] = {
+        "overhead": report.overhead_table,
+        "rings": rings_table,
         "throughput": lambda rs: report.throughput_tables(rs, s),
         "latency": report.latency_table,
         "fanout": lambda rs: report.fanout_table(rs, s),
@@ -123,7 +149,7 @@ def render(
         "scaling": ["scaling.png"],
     }
     for name, rs in results.items():
-        intro = INTRO[name].format(ref=report.REF)
+        intro = INTRO[name].format(ref=report.REF, thp=rings_thp() if name == "rings" else "")
         if name == "fanout":
             intro += f" Layout {s.layout}, {s.fan_block:,} rows per block."
         if name == "rss":
@@ -135,7 +161,11 @@ def render(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    s = dataclasses.replace(QUICK if args.quick else FULL, pin=not args.no_pin)
+    s = dataclasses.replace(QUICK if args.quick else FULL, pin=args.pin)
+    if args.blocks:
+        s = dataclasses.replace(s, blocks=tuple(int(b) for b in args.blocks.split(",")))
+    if args.layouts:
+        s = dataclasses.replace(s, layouts=tuple(args.layouts.split(",")))
     wanted = [t.lower() for t in args.only or []]
 
     def only(label: str) -> bool:
@@ -153,19 +183,48 @@ def main(argv: list[str] | None = None) -> int:
         f" {a}" for a in (argv if argv is not None else sys.argv[1:])
     )
     images: list[str] = []
+    folder = output_folder(args.quick)
     if not args.no_write:
         try:
-            images = report.plots(results, s, os.path.join(HERE, "plots"))
+            images = report.plots(results, s, os.path.join(folder, "plots"))
         except Exception as exc:  # plots are a bonus; the tables still get written
             log(f"plots failed: {type(exc).__name__}: {exc}")
     text = render(results, s, info, command, seconds, images)
+    text += "\n" + targets.section(results, s) + "\n"
     print("\n" + text, flush=True)
     if not args.no_write:
-        findings = os.path.join(HERE, "FINDINGS.md")  # hand-written analysis, kept across runs
-        with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
+        findings = os.path.join(HERE, "FINDINGS.md")  # hand-written notes, kept across runs
+        path = os.path.join(folder, "RESULTS.md")
+        with open(path, "w") as f:
             f.write(text)
             if os.path.exists(findings):
                 with open(findings) as g:
-                    f.write("\n\n" + g.read())
-        log(f"wrote {os.path.join(HERE, 'RESULTS.md')} and {len(images)} plots in bench/plots/")
+                    f.write("\n" + g.read())
+        where = os.path.relpath(folder)
+        log(f"wrote {os.path.relpath(path)} and {len(images)} plots in "
+            f"{os.path.join(where, 'plots')}/"
+            + (" (a quick run: the committed bench/RESULTS.md is left alone)"
+               if args.quick else ""))
     return 0
+
+
+def rings_table(results: list[Result]) -> str:
+    from bench import rings
+
+    return rings.table(results)
+
+
+def rings_thp() -> str:
+    from bench import rings
+
+    return rings.thp()
+
+
+def output_folder(quick: bool) -> str:
+    """Where a run writes RESULTS.md and plots/: bench/ for a full run, bench/quick/ (not
+    committed) for a quick one, so that a quick run never replaces the committed results."""
+    if not quick:
+        return HERE
+    folder = os.path.join(HERE, "quick")
+    os.makedirs(os.path.join(folder, "plots"), exist_ok=True)
+    return folder

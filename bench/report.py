@@ -83,6 +83,21 @@ def _value(res: Result | None, key: str) -> float | None:
     return None if res is None or res.error else res.values.get(key)
 
 
+def overhead_table(results: list[Result]) -> str:
+    t = Table(["operation", "µs per call", "target", "met"])
+
+    def target(r: Result) -> str:
+        return f"<= {r.params['target']:g}" if r.params.get("target") else ""
+
+    def met(r: Result) -> str:
+        goal = r.params.get("target")
+        return "" if not goal else ("yes" if r.values["us"] <= goal else "**no**")
+
+    for res in results:
+        t.add(res.label, [res, res, res], [lambda r: f"{r.values['us']:.2f}", target, met])
+    return t.render()
+
+
 PIPELINE_TARGETS = [  # (numerator, denominator, target ratio or None, what)
     ("procs", "jouled", 10.0, "shmpipe all processes / joule jouled-style"),
     ("procs", "direct", None, "shmpipe all processes / joule modules joined directly"),

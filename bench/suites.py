@@ -32,6 +32,7 @@ from bench.machine import cpu_seconds, rss_bytes
 
 LOCAL_MAX_BYTES = 2**30
 PIPELINE = "pipeline"
+OVERHEAD = "overhead"
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Settings:
     pipe_rows: int = 30_000_000  # rows per run of a shmpipe pipeline (pipeline suite)
     pipe_joule_rows: int = 3_000_000  # rows per run of a joule pipeline (much slower)
     pipe_reps: int = 5
-    pin: bool = True  # pin the two processes of throughput and latency to two different CPUs
+    pin: bool = False  # pin the two processes of throughput and latency to two different CPUs
     layout: str = "float32_8"  # for latency, fan-out, rss
     max_rows: int = 50_000_000
 
@@ -448,6 +449,30 @@ def scaling(s: Settings, only: Callable[[str], bool], say: Log = log) -> list[Re
     return results
 
 
+def overhead(s: Settings, only: Callable[[str], bool], say: Log = log) -> list[Result]:
+    """µs per call in this process (see bench/overhead.py); the cases run round-robin."""
+    import asyncio
+
+    from bench import overhead as oh
+
+    start = clock()
+    found = asyncio.run(oh.measure(only, rounds=oh.ROUNDS if not s.quick else 5))
+    took = clock() - start
+    results = []
+    for case in oh.CASES:
+        if case.key not in found:
+            continue
+        runs = found[case.key]
+        res = Result(OVERHEAD, case.label, {"key": case.key, "target": oh.TARGETS.get(case.key)},
+                     seconds=took / max(1, len(found)))
+        if isinstance(runs, str):
+            res.error = runs
+        else:
+            res.values = {"us": median(runs), "runs": runs}
+        _say(say, res, "per call", "{us:.2f} us")
+    return results
+
+
 def pipeline(s: Settings, only: Callable[[str], bool], say: Log = log) -> list[Result]:
     """source -> pass-through filter -> sink (bench/pipeline.py) in each arrangement, and the
     bare shm pipe: one repetition of each in turn, medians of the rows/s at the sink."""
@@ -509,7 +534,16 @@ def pipeline(s: Settings, only: Callable[[str], bool], say: Log = log) -> list[R
     return results
 
 
+def rings(s: Settings, only: Callable[[str], bool], say: Log = log) -> list[Result]:
+    """Opening costs, fresh against warm pipes, large rings (see bench/rings.py)."""
+    from bench import rings as measure
+
+    return measure.rings(s, only, say)
+
+
 SUITES: dict[str, Callable[[Settings, Callable[[str], bool], Log], list[Result]]] = {
+    "overhead": overhead,
+    "rings": rings,
     "throughput": throughput,
     "latency": latency,
     "fanout": fanout,

@@ -23,8 +23,7 @@ Joule semantics:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -47,9 +46,9 @@ def tag(rows: np.ndarray, end_of_interval: bool) -> PipeData:
     return view
 
 
-@dataclass(frozen=True)
-class Span:
-    """Rows ``[start, stop)`` for one read; ``passed`` says a boundary at ``stop`` was used."""
+class Span(NamedTuple):
+    """Rows ``[start, stop)`` for one read; ``passed`` says a boundary at ``stop`` was used.
+    (A named tuple: one is made per read, and a tuple is the cheapest record to make.)"""
 
     start: int
     stop: int
@@ -57,10 +56,13 @@ class Span:
     passed: bool
 
 
+_span = tuple.__new__  # Span(...) without the generated __new__'s Python frame
+
+
 class ReadCursor:
     """The reader's side of a pipe: consumed rows, the last read, the interval flag."""
 
-    __slots__ = ("consumed", "end_of_interval", "read_end", "reread")
+    __slots__ = ("consumed", "end_of_interval", "ended", "read_end", "reread")
 
     def __init__(self, start: int = 0) -> None:
         self.reset(start)
@@ -70,6 +72,7 @@ class ReadCursor:
         self.consumed = start
         self.read_end = start
         self.end_of_interval = False
+        self.ended = False  # the last read returned the last rows of an ended stream
         self.reread = False
 
     @property
@@ -110,7 +113,8 @@ class ReadCursor:
             raise EmptyPipeError("pipe is closed and every row has been consumed")
         self.read_end = stop
         self.end_of_interval = eoi
-        return Span(self.consumed, stop, eoi, boundary is not None)
+        self.ended = ended and stop == written
+        return _span(Span, (self.consumed, stop, eoi, boundary is not None))
 
     def consume(self, num_rows: int) -> None:
         """Mark ``num_rows`` of the last read consumed.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Awaitable, Generator
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,19 @@ from .errors import PipeError
 from .layout import clone, concat
 from .pipe import CloseCallback, Pipe
 
+YIELD_EVERY = 32  # a write passes through the event loop at least this often
+
+
+class _Done:
+    """An awaitable that completes at once (what a write awaits when it need not yield)."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield  # a generator that yields nothing
+
+
+_DONE = _Done()
+
 
 class LocalPipe(Pipe):
     """An in-process pipe: write at one end, read at the other, in one event loop.
@@ -21,7 +35,10 @@ class LocalPipe(Pipe):
     the pipe is closed (no polling). Each written block is copied once (the writer may reuse
     its array); a read that spans several blocks concatenates them. ``write_limit > 0`` bounds the
     number of blocks waiting to be read: ``write`` then waits for the reader (backpressure)
-    and ``write_nowait`` raises PipeError. Not thread-safe: use it from one event loop.
+    and ``write_nowait`` raises PipeError. A ``write`` passes through the event loop when another
+    task is ready to run (a reader its rows woke, among others) and at least every 32 writes,
+    not at every write as joule's does: a pass costs more than a small write. Not thread-safe:
+    use it from one event loop.
     """
 
     def __init__(
@@ -49,6 +66,8 @@ class LocalPipe(Pipe):
         self._held_start = 0
         self._news = asyncio.Event()
         self._room = asyncio.Event()
+        self._unyielded = 0  # writes since the last one that yielded to the event loop
+        self._dtype = self.dtype
 
     # --------------------------------------------------------------- read hooks
     def _source(self) -> tuple[int, int | None, bool, bool]:
@@ -56,6 +75,16 @@ class LocalPipe(Pipe):
         return self._written, boundary, self.closed, False
 
     def _rows(self, span: Span) -> np.ndarray:
+        queue = self._queue
+        if span.start == self._pulled and queue and len(queue[0]) == span.stop - span.start:
+            rows = queue.popleft()  # the common case: exactly the next block
+            self._pulled = span.stop
+            if self.write_limit:
+                self._room.set()
+            self._held, self._held_start = rows, span.start
+            if self.debug:
+                print(f"[{self.name}:read] returning {len(rows)} rows")
+            return rows
         parts = []
         if span.start < self._pulled:
             parts.append(self._held[span.start - self._held_start :])
@@ -106,7 +135,33 @@ class LocalPipe(Pipe):
         self._append(rows)
         if then_break:
             self._add_boundary()  # no await in between: a reader sees the rows and the break
-        await asyncio.sleep(0)
+        await self._yield()
+
+    def _yield(self) -> Awaitable[None] | _Done:
+        """What a write awaits last: a pass through the event loop when another task is ready
+        to run (a reader its rows just woke, among others) and at least every
+        ``YIELD_EVERY`` writes (so that I/O is polled); otherwise nothing (a pass costs
+        more than the rest of a small write)."""
+        loop = asyncio.get_running_loop()
+        self._unyielded += 1
+        if self._unyielded >= YIELD_EVERY or getattr(loop, "_ready", True):
+            self._unyielded = 0
+            return asyncio.sleep(0)
+        return _DONE
+
+    async def write(self, data: Any) -> None:
+        """See :meth:`Pipe.write`. Yields to the event loop when another task is ready to run
+        (a reader waiting for these rows, among others) and at least every 32 writes, not at
+        every write: a pass through the loop costs more than a small write."""
+        if (type(data) is np.ndarray and self._cache is None and not self.subscribers
+                and not self.check_timestamps and not self.closed and not self._failed
+                and not self._full()):
+            dtype = self._dtype
+            if (data.dtype is dtype or data.dtype == dtype) and data.ndim == 1 and len(data):
+                self._append(data)
+                await self._yield()
+                return
+        await super().write(data)
 
     def _write_rows_nowait(self, rows: np.ndarray) -> None:
         if self._full():

@@ -200,6 +200,15 @@ class Pipe:
             self._pass_boundary()
         return rows
 
+    @property
+    def ended(self) -> bool:
+        """True when the last read returned the last rows of a stream that has ended (its
+        writer closed): no row will come after them, so a filter that needs more rows (a
+        window) knows to finish with these instead of waiting; the next read raises
+        EmptyPipeError once they are consumed. False until then, and after a read that
+        stopped at an interval boundary before the end."""
+        return bool(self._cursor.ended)
+
     async def read(self, flatten: bool = False) -> np.ndarray:
         """Return every unconsumed row up to the next interval boundary.
 
@@ -211,25 +220,35 @@ class Pipe:
         0. Raises EmptyPipeError once the stream has ended and every row is consumed, PipeError
         on an output pipe. Cancelling a waiting read loses nothing.
         """
-        self._check_readable()
-        if not self._cursor.reread:
+        if self.direction is _OUTPUT or self._failed:
+            self._check_readable()
+        cursor = self._cursor
+        if not cursor.reread:
             self._before_read()
         while True:
-            span = self._cursor.next_read(*self._source(), wait=True)
+            span = cursor.next_read(*self._source(), wait=True)
             if span is not None:
                 break
             await self._wait_for_news()
-        return self._format(self._read_span(span), span.end_of_interval, flatten)
+        rows = self._rows(span)
+        if span.passed:
+            self._pass_boundary()
+        return self._format(rows, span.end_of_interval, flatten)
 
     def read_nowait(self, flatten: bool = False) -> np.ndarray:
         """Like :meth:`read` but never waits: without news it returns the unconsumed rows
         (possibly none). Raises EmptyPipeError once the stream has ended and is drained."""
-        self._check_readable()
-        if not self._cursor.reread:
+        if self.direction is _OUTPUT or self._failed:
+            self._check_readable()
+        cursor = self._cursor
+        if not cursor.reread:
             self._before_read()
-        span = self._cursor.next_read(*self._source(), wait=False)
+        span = cursor.next_read(*self._source(), wait=False)
         assert span is not None
-        return self._format(self._read_span(span), span.end_of_interval, flatten)
+        rows = self._rows(span)
+        if span.passed:
+            self._pass_boundary()
+        return self._format(rows, span.end_of_interval, flatten)
 
     def read_sync(self, timeout: float | None = None, flatten: bool = False) -> np.ndarray:
         """Blocking :meth:`read` for code without an event loop.
@@ -297,10 +316,15 @@ class Pipe:
         Raises PipeError (and drops nothing) unless ``0 <= num_rows <=`` rows unconsumed.
         The array returned by the last read stays valid until the next read.
         """
+        cursor = self._cursor
+        if (type(num_rows) is int and 0 <= num_rows <= cursor.read_end - cursor.consumed
+                and self.direction is not _OUTPUT and not self._failed and self._has_reader()):
+            cursor.consumed += num_rows  # the common case, checked as ReadCursor.consume does
+            return
         self._check_readable("consume from")
         if not self._has_reader():
             raise self._abstract()
-        self._cursor.consume(num_rows)
+        cursor.consume(num_rows)
 
     def consume_all(self) -> None:
         """Consume every row of the last read."""
@@ -564,6 +588,9 @@ class Pipe:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+_OUTPUT = Pipe.DIRECTION.OUTPUT
 
 
 class InputPipe(Pipe):

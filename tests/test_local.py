@@ -1007,3 +1007,29 @@ async def test_write_nowait_refuses_when_a_subscriber_would_have_to_wait() -> No
     with pytest.raises(_shmpipe.PipeError, match="abstract"):
         pipe.write_nowait([[1, 0.0, 0.0]])
     assert len(pipe.read_nowait()) == 0, "the pipe kept rows of a refused write"
+
+
+async def test_a_write_yields_when_a_task_is_ready_and_every_32_writes_otherwise() -> None:
+    """A write passes through the event loop when another task is ready to run (here the
+    reader its rows wake: it has its rows when the write returns) and at least every
+    YIELD_EVERY writes (a due timer runs then, not at the first writes); otherwise not."""
+    from shmpipe import local
+
+    pipe = LocalPipe(LAYOUT)
+    reader = asyncio.ensure_future(pipe.read())
+    await settle()
+    await pipe.write(structured(1))
+    assert reader.done() and stamps(reader.result()) == [1]
+    pipe.consume(1)
+    await settle()  # the count of writes since the last yield starts again at the next yield
+    fired: list[int] = []
+    asyncio.get_running_loop().call_later(0, fired.append, 1)
+    for t in range(2, 2 + 2 * local.YIELD_EVERY):
+        await pipe.write(structured(t))
+        if fired:
+            break
+    assert fired == [1]
+    # the timer is made ready by the YIELD_EVERY-th write's pass through the loop and runs
+    # at the next write (a task is ready then): not at the first writes
+    assert local.YIELD_EVERY <= t - 1 <= local.YIELD_EVERY + 1, f"ran after {t - 1} writes"
+    assert stamps(await pipe.read()) == list(range(2, t + 1))

@@ -10,7 +10,14 @@ from bench.contenders.limits import BareShm, Memcpy
 from bench.contenders.mpq import MpPipe, MpQueue
 from bench.contenders.net import NetBridge, NetIpc, NetTcp, ZmqTcp
 from bench.contenders.ospipe import OsPipe, PipeFloor
-from bench.contenders.shm import ShmCopy, ShmFillThenCopy, ShmLocal, ShmStream, ShmZeroCopy
+from bench.contenders.shm import (
+    ShmBusyPoll,
+    ShmCopy,
+    ShmFillThenCopy,
+    ShmLocal,
+    ShmStream,
+    ShmZeroCopy,
+)
 from bench.contenders.zeromq import Zmq
 
 REFERENCE = ShmCopy
@@ -19,6 +26,7 @@ ALL: list[type[Channel]] = [
     ShmCopy,
     ShmFillThenCopy,
     ShmZeroCopy,
+    ShmBusyPoll,
     ShmStream,
     ShmLocal,
     OsPipe,

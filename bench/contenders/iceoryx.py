@@ -8,7 +8,11 @@ when the subscriber's buffer is full.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import glob
+import os
+import shutil
 from typing import Any
 
 import numpy as np
@@ -17,6 +21,32 @@ from bench.contenders.base import Channel, End, unique
 from bench.harness import describe
 
 WAIT_MS = 100  # the subscriber re-checks at least this often while it waits
+SHM_FILES = "/dev/shm/iox2_*"  # where iceoryx2 0.10 keeps its shared memory
+ROOT = "/tmp/iceoryx2"  # ... and its service and node descriptions
+
+
+def files() -> set[str]:
+    """iceoryx2's files on this host: its /dev/shm objects and everything under its root."""
+    found = set(glob.glob(SHM_FILES))
+    for folder, dirs, names in os.walk(ROOT):
+        found.update(os.path.join(folder, n) for n in dirs + names)
+    if os.path.isdir(ROOT):
+        found.add(ROOT)
+    return found
+
+
+def remove_new(before: set[str]) -> list[str]:
+    """Remove the iceoryx2 files that were not there in ``before`` (deepest first); return
+    them. Files of iceoryx2 users that predate the benchmark stay."""
+    gone = []
+    for path in sorted(files() - before, key=len, reverse=True):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError, PermissionError):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+            gone.append(path)
+    return gone
 
 
 def _iox() -> Any:
@@ -107,6 +137,7 @@ class Iceoryx(Channel):
     def __init__(self, layout: str, block: int) -> None:
         super().__init__(layout, block)
         self.name = unique("shmpipe-bench")
+        self.before = files()  # what was there before this measurement
 
     @classmethod
     def probe(cls) -> str | None:
@@ -123,6 +154,11 @@ class Iceoryx(Channel):
         return _Reader(self.name, self.slots(256), self.dtype)
 
     def cleanup(self) -> None:
-        """Remove what killed workers left behind (their nodes and the services' files)."""
+        """After the measurement (its processes are gone): remove what they left behind, the
+        dead nodes by iceoryx2's own cleanup, then every iceoryx2 file that appeared since this
+        channel was made (``/dev/shm/iox2_*``, ``/tmp/iceoryx2``)."""
         iox = _iox()
-        iox.NodeBuilder.new().create(iox.ServiceType.Ipc).try_cleanup_dead_nodes()
+        node = iox.NodeBuilder.new().create(iox.ServiceType.Ipc)
+        node.try_cleanup_dead_nodes()
+        del node
+        remove_new(self.before)

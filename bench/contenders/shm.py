@@ -88,6 +88,20 @@ class ShmCopy(Channel):
             _import_shmpipe().unlink(self.name)
 
 
+class ShmBusyPoll(ShmCopy):
+    """``open_input(..., spin=math.inf)``: a waiting read polls the header instead of sleeping
+    (one core at 100 % while it waits), so the writer never rings a doorbell."""
+
+    label = "shmpipe shm (busy-poll)"
+    suites = frozenset({LATENCY})
+
+    def receiver(self) -> End:
+        import math
+
+        shmpipe = _import_shmpipe()
+        return _reader(shmpipe.open_input(self.name, layout=self.layout, spin=math.inf), shmpipe)
+
+
 class ShmZeroCopy(ShmCopy):
     """``rows = await out.reserve(n)``, the producer fills the columns in place, ``commit(n)``."""
 

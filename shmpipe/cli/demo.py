@@ -143,6 +143,7 @@ def watch(procs: list[Any], pipes: tuple[str, ...], counters: Any, started: floa
     live = sys.stdout.isatty()
     running = list(procs)
     last, last_rows = time.monotonic(), 0
+    seen: set[str] = set()  # the pipes that existed once (gone again at the end)
     while running and not any(p.exitcode for p in procs):
         wait([p.sentinel for p in running], timeout=max(0.0, last + 1.0 - time.monotonic()))
         running = [p for p in running if p.is_alive()]
@@ -155,9 +156,10 @@ def watch(procs: list[Any], pipes: tuple[str, ...], counters: Any, started: floa
         for name, info in zip(pipes, (survey(n) for n in pipes), strict=True):
             short = name.split("-")[1]
             if not info.problem:
+                seen.add(name)
                 lag = max((r.lag for r in info.readers), default=0)
                 parts.append(f"{short}: fill {info.fill:4.0%} lag {lag:>6}")
-            elif not info.bytes:  # its processes are still starting
+            elif not info.bytes and name not in seen:  # its processes are still starting
                 parts.append(f"{short}: starting")
         line = "  |  ".join(parts)
         print(("\r" + line + "\x1b[K") if live else line, end="" if live else "\n",

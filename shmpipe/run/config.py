@@ -10,8 +10,8 @@ The TOML shape (these keys exactly)::
     a = "tcp://127.0.0.1:5601"           # where host a's runner receives its streams
 
     [modules.sensor]
-    code = "examples.modules:sensor"     # "package.module:attr" (a function or a module
-    exec = "joule-median-filter"         #   class), or exec: a Joule executable module
+    code = "examples.median:MedianFilter"  # "package.module:attr": a function or a module
+    exec = "joule-median-filter"         #   class; or exec: a Joule executable module
     inputs = { input = "raw" }           # the module's pipe name -> stream
     outputs = { output = "filtered" }
     args = { rate = 1000 }

@@ -26,7 +26,6 @@ import contextlib
 import contextvars
 import importlib
 import inspect
-import json
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,8 @@ from ..errors import EmptyPipeError
 from ..pipe import Pipe
 
 STOP_TIMEOUT = 2.0  # seconds between a stop request and the cancellation of a module
+EXEC_GRACE = 3.0  # at least this between SIGTERM and SIGKILL for an executable (Joule cancels
+# its own run 2 s after SIGTERM)
 
 _stop: contextvars.ContextVar[asyncio.Event] = contextvars.ContextVar("shmpipe_module_stop")
 
@@ -135,9 +136,7 @@ class Code:
         if self.kind == "class":
             return issubclass(self.target, ReaderModule)
         if self.kind == "joule-class":
-            from .joule import is_joule_reader
-
-            return is_joule_reader(self.target)
+            return _is_reader(self.target)
         return False
 
 
@@ -272,48 +271,24 @@ def _names_in(func: Any, position: int) -> set[str] | None:
 
 
 # ------------------------------------------------------------------------ arguments
-def module_argv(args: Mapping[str, Any]) -> list[str]:
-    """The config's ``args`` as the ``--key value`` strings a Joule module is given: a
-    string as is, a bool as "yes"/"no", a number with ``str``, anything else as JSON."""
-    argv: list[str] = []
-    for key, value in args.items():
-        if isinstance(value, bool):
-            text = "yes" if value else "no"
-        elif isinstance(value, str):
-            text = value
-        elif isinstance(value, int | float):
-            text = str(value)
-        else:
-            text = json.dumps(value, default=str)
-        argv += [f"--{key}", text]
-    return argv
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises ModuleError instead of exiting the process."""
-
-    def error(self, message: str) -> Any:
-        raise ModuleError(message)
-
-    def exit(self, status: int = 0, message: str | None = None) -> Any:
-        raise ModuleError(message or f"argument parsing exited with status {status}")
-
-
 def parse_args(module: BaseModule, args: Mapping[str, Any], name: str) -> argparse.Namespace:
-    """Parse the config's ``args`` with the parser ``module.custom_args`` builds; ModuleError
-    naming the module and what argparse said."""
+    """Parse the config's ``args`` (as the ``--key value`` strings of
+    :func:`~shmpipe.run.joule.joule_argv`) with the parser ``module.custom_args`` builds;
+    ModuleError naming the module and what argparse said."""
+    from .joule import ModuleConfigError, _ArgumentsRefused, _Parser, joule_argv
+
     parser = _Parser(prog=name, add_help=False)
     module.custom_args(parser)
     try:
-        return parser.parse_args(module_argv(args))
-    except ModuleError as e:
+        return parser.parse_args(joule_argv(args))
+    except (ModuleConfigError, _ArgumentsRefused) as e:
         raise ModuleError(f"module {name!r}: bad args: {e}") from None
 
 
 def check_args(code: Code, args: Mapping[str, Any], name: str) -> None:
     """Raise ModuleError if ``args`` cannot be given to the code: a keyword a function does
-    not take, or arguments a class module's parser refuses. Joule classes and executables
-    are checked when they start."""
+    not take, or arguments a module class's parser (ours or Joule's) refuses. An
+    executable's are checked by the executable when it starts."""
     if code.kind == "function":
         try:
             inspect.signature(code.target).bind(None, None, **args)
@@ -321,6 +296,13 @@ def check_args(code: Code, args: Mapping[str, Any], name: str) -> None:
             raise ModuleError(f"module {name!r}: bad args: {e}") from None
     elif code.kind == "class":
         parse_args(code.target(), args, name)
+    elif code.kind == "joule-class":
+        from .joule import ModuleConfigError, parse_joule_args
+
+        try:
+            parse_joule_args(code.target(), args, name=name)
+        except ModuleConfigError as e:
+            raise ModuleError(str(e)) from None
 
 
 # ------------------------------------------------------------------------ running
@@ -344,7 +326,7 @@ async def run_module(code: Code, args: Mapping[str, Any], inputs: dict[str, Pipe
         from .joule import run_executable
 
         await run_executable(list(code.argv), args, inputs, outputs, stop, name=name,
-                             grace=grace, )
+                             grace=max(grace, EXEC_GRACE))
         return
     if code.kind == "function":
         token = _stop.set(stop)

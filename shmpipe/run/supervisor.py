@@ -101,6 +101,10 @@ class Supervisor:
         every shm pipe of the run before returning, also when cancelled."""
         stop = stop or asyncio.Event()
         made: list[str] = []
+        procs = ", ".join(w.label for w in self.workers)
+        log.info("%s: %d processes (%s), %d shared-memory pipes %s.*, %d bridges", self.run_id,
+                 len(self.workers), procs, len(self.plan.pipes), self.run_id,
+                 len(self.plan.bridges))
         try:
             for p in self.plan.pipes:
                 prepare(p.name, p.layout, readers=list(p.readers))

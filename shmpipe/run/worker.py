@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ from .module import STOP_TIMEOUT, Code, run_module
 from .plan import End, Process
 
 log = logging.getLogger("shmpipe.run")
+_module: contextvars.ContextVar[str] = contextvars.ContextVar("shmpipe_module_name")
 
 BACKOFF_FIRST = 0.1  # seconds before the first restart; doubled after each failure
 BACKOFF_MAX = 30.0
@@ -161,9 +163,13 @@ class Worker:
         return 1 if self.failed else 0
 
     async def module(self, name: str) -> None:
+        _module.set(name)  # this task's log records are prefixed with it (see _Prefix)
         m = self.spec.pipeline.modules[name]
         stop = self.stops[name]
         inputs, outputs = self.inputs[name], self.outputs[name]
+        # what a run subscribes to its pipes goes with it: a restarted module subscribes again
+        subscribed = {id(p): (p, list(p.subscribers)) for p in (*inputs.values(),
+                                                                 *outputs.values())}
         failures = 0
         event = "finished"
         log.info("%s: started (pid %d)", name, os.getpid())
@@ -197,6 +203,8 @@ class Worker:
                         log.error("%s: given up (%s)", name, why)
                         event, self.failed = "gave-up", True
                         return
+                for pipe, subscribers in subscribed.values():
+                    pipe.subscribers[:] = subscribers
                 await self._break(name, outputs)
                 delay = 0.0 if error is None else min(BACKOFF_MAX,
                                                       BACKOFF_FIRST * 2 ** (failures - 1))
@@ -242,10 +250,22 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
+class _Prefix(logging.Filter):
+    """Prefix what a module logs with its name (module name first, one line per event)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = _module.get(None)
+        if name is not None and not str(record.msg).startswith(f"{name}:"):
+            record.msg = f"{name}: {record.msg}"
+        return True
+
+
 def main() -> int:
     sys.path[:] = pickle.load(sys.stdin.buffer)  # first: the spec may name the user's modules
     spec: Spec = pickle.load(sys.stdin.buffer)
     logging.basicConfig(level=spec.log_level, format="%(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_Prefix())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
 
     async def go() -> int:

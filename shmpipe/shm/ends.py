@@ -92,6 +92,15 @@ def open_input(
     tasks of the event loop are ready to run; an idle pipe never polls. ``0`` never polls; a
     number polls that long every time (lowest latency, more CPU).
 
+    ``spin=math.inf`` is *busy-poll mode*, for latency-critical pipes: a waiting read never
+    sleeps, it looks at the header until news comes (letting other ready tasks of its event
+    loop run between looks, checking the writer's liveness every 0.5 s), so the writer never
+    rings its doorbell (a system call and a wake-up saved per hand-off). Its cost: **one CPU
+    core at 100 % for as long as the reader waits**, idle pipe or not (the two ends of a
+    round trip take two cores), and where fewer cores are free than readers spin, every
+    process slows down. ``read_sync`` polls in bursts of at most 0.5 s (or its timeout)
+    between doorbell waits.
+
     ``key`` names a durable reader (see :func:`prepare`): in a durable pipe, the end adopts
     the slot its key left when its process died, or that :func:`prepare` reserved, and reads
     on from the oldest row that slot has not consumed. PipeError if a live end holds the key.

@@ -13,7 +13,11 @@ created; they only grow::
     is ``boundaries[k % MAX_BOUNDARIES]``; reader i has passed boundaries ``< bseq[i]``.
 
 Everything except the immutable description (magic ... max_boundaries) is changed only while
-holding the header mutex (see segment.py). Roles are held by *owner ids*: ``next_id`` hands
+holding the header mutex (see segment.py), with two single-writer exceptions that make the hot
+path a copy and a store: the writer alone advances ``write`` (and its counters) and each reader
+alone stores its slot's ``cursor``/``bseq`` (and counters), without the mutex; each then
+fences and looks at the other side's sleep flag (``sleepers``, ``writer_sleeping``), which
+stay under the mutex (see output.py and input.py). Roles are held by *owner ids*: ``next_id`` hands
 out a new one to every registration (a writer, a reader slot, a hand-over), never reused
 while the segment lives; the end that owns id ``k`` holds the kernel lock on byte
 ``ID_BASE + k`` of the lock file (locks.py), which is how every other end knows it is alive.
@@ -34,8 +38,8 @@ seeing the end of the stream), and a reader slot with a ``key`` whose owner died
 attached with owner 0 (an *orphan*: its cursor still holds the rows it has not consumed)
 until a reader opening with the same key adopts it.
 
-Counters (for monitoring: ``survey.py`` reads them without taking the mutex) are updated in
-the same critical sections: rows and blocks written, boundaries (intervals), rows read and
+Counters (for monitoring: ``survey.py`` reads them without taking the mutex) are updated with
+the fields they count: rows and blocks written, boundaries (intervals), rows read and
 time spent waiting per reader, time the writer spent blocked on a full ring
 (``writer_blocked_ns`` plus the episode in progress since ``writer_blocked_since``), the
 creation and last-write times. Times are CLOCK_MONOTONIC ns, one clock for all processes of
@@ -45,6 +49,7 @@ the host.
 from __future__ import annotations
 
 import ctypes
+import os
 import secrets
 import time
 
@@ -162,11 +167,19 @@ def initialize(h: Header, layout: str, capacity: int) -> None:
     h.magic = MAGIC
 
 
+def read_snapshot(fd: int) -> tuple[Header, int]:
+    """A copy of the header of segment ``fd``, and its write cursor read after the copy (see
+    :func:`check_cursors`: the cursors move while the copy is taken)."""
+    snapshot = Header.from_buffer_copy(os.pread(fd, HEADER_BYTES, 0))
+    write_now = int.from_bytes(os.pread(fd, 8, Header.write.offset), "little")
+    return snapshot, write_now
+
+
 def segment_bytes(h: Header) -> int:
     return int(h.header_bytes + h.ring_bytes)
 
 
-def validate(h: Header, size: int, name: str) -> str:
+def validate(h: Header, size: int, name: str, write_now: int = 0) -> str:
     """Check that ``h`` is a sane shmpipe header for an object of ``size`` bytes.
 
     Returns the layout. Raises PipeError naming the first field that is out of bounds, so a
@@ -195,13 +208,18 @@ def validate(h: Header, size: int, name: str) -> str:
         raise bad(f"capacity {h.capacity} rows for a ring of {h.ring_bytes} bytes")
     if h.max_readers != MAX_READERS or h.max_boundaries != MAX_BOUNDARIES:
         raise bad(f"table sizes {h.max_readers}/{h.max_boundaries}")
-    check_cursors(h, name)
+    check_cursors(h, name, write_now)
     return layout
 
 
-def check_cursors(h: Header, name: str) -> None:
+def check_cursors(h: Header, name: str, write_now: int = 0) -> None:
     """Raise PipeError if the cursors or the role table break their invariants (see the
-    module docstring): every field a ring operation indexes with or trusts is bounded here."""
+    module docstring): every field a ring operation indexes with or trusts is bounded here.
+
+    The writer and the readers move their cursors without the mutex, so a reader's cursor
+    (or ``retained``) read after ``write`` may be past it: such a value is checked against
+    ``write`` read again (``h.write``, for a live header) or ``write_now`` (for a copy: the
+    write cursor read after the copy was taken)."""
     w, cap = h.write, h.capacity
     if h.writer_state > WRITER_LOST:
         raise _corrupt(name, f"writer state {h.writer_state}")
@@ -209,7 +227,8 @@ def check_cursors(h: Header, name: str) -> None:
         raise _corrupt(name, f"writer id {h.writer_id} beyond the last id {h.next_id}")
     if h.reserved and not w < h.reserved <= w + cap:
         raise _corrupt(name, f"reservation ending at row {h.reserved} for write {w}")
-    if h.retained > w or (h.boundary_count - h.retained_bseq) > MAX_BOUNDARIES:
+    if (h.retained > w and h.retained > max(h.write, write_now)) or (
+            h.boundary_count - h.retained_bseq) > MAX_BOUNDARIES:
         raise _corrupt(name, f"retained position {h.retained} past write {w}")
     if h.readers_hi > MAX_READERS or h.sleepers > MAX_READERS:
         raise _corrupt(name, f"reader table bounds {h.readers_hi}/{h.sleepers}")
@@ -218,7 +237,8 @@ def check_cursors(h: Header, name: str) -> None:
         s = h.readers[i]
         if s.state == FREE:
             continue
-        if s.state != ACTIVE or s.cursor > w or w - s.cursor > cap:
+        if s.state != ACTIVE or (s.cursor > w and s.cursor > max(h.write, write_now)) or (
+                w - s.cursor > cap):
             raise _corrupt(name, f"reader slot {i} cursor {s.cursor} for write {w}, capacity {cap}")
         if s.bseq > h.boundary_count or h.boundary_count - s.bseq > MAX_BOUNDARIES:
             raise _corrupt(name, f"reader slot {i} boundary count {s.bseq}")

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from typing import Any
 
 import numpy as np
 
-from ..buffer import Span
+from ..buffer import PipeData, Span, tag
 from ..errors import PipeError
+from ..layout import flatten as flatten_rows
 from ..pipe import InputPipe
 from . import names, ring
 from .end import LIVENESS_PERIOD, Role, ShmEnd
 from .header import WRITER_OPEN, Header
-from .segment import DEFAULT_MODE, open_continued, open_segment, trusted_uids
+from .locks import _barrier, fence
+from .segment import DEFAULT_MODE, current_pid, open_continued, open_segment, trusted_uids
 
+_fence_take, _fence_give = _barrier.acquire, _barrier.release  # locks.fence, inlined
 SPIN_MAX = 200e-6  # adaptive polling before sleeping never exceeds this (seconds)
 OPEN_WAIT = 10.0  # default seconds open_input waits for a pipe that does not exist yet
 
@@ -63,12 +67,13 @@ class ShmInputPipe(ShmEnd, InputPipe):
             try:
                 if _handover is not None:
                     slot, inherited, consumed, bseq = _handover
-                    ring.take_over_reader(h, slot, inherited, me, os.getpid(), consumed, bseq)
+                    ring.take_over_reader(h, slot, inherited, me, current_pid(), consumed, bseq)
                     self._cursor.reset(consumed)
                     role.bseq = bseq
                     self._publish_due = True
                 else:
-                    slot = ring.attach(h, me, os.getpid(), 0 if key is None else names.key(key))
+                    slot = ring.attach(h, me, current_pid(),
+                                       0 if key is None else names.key(key))
                     self._cursor.reset(int(h.readers[slot].cursor))
                     role.bseq = int(h.readers[slot].bseq)
             except BaseException:
@@ -82,6 +87,9 @@ class ShmInputPipe(ShmEnd, InputPipe):
                 seg.release()
                 role.finish()
             raise
+        self._slot = s = seg.header.readers[slot]  # this end's slot (a view into the header)
+        self._header, self._segment, self._capacity = seg.header, seg, seg.capacity
+        self._published, self._published_bseq = int(s.cursor), int(s.bseq)  # stored there
         seg.release()
         self._own(role)
 
@@ -115,7 +123,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
 
     def _continue(self, h: Header, inherited: int) -> None:
         role = self._role
-        ring.take_over_reader(h, role.slot, inherited, role.owner, os.getpid(),
+        ring.take_over_reader(h, role.slot, inherited, role.owner, current_pid(),
                               self._cursor.consumed, role.bseq)
         self._cursor.read_end = self._cursor.consumed  # as after unpickling
         self._cursor.reread = False
@@ -125,7 +133,12 @@ class ShmInputPipe(ShmEnd, InputPipe):
         """As :meth:`Pipe.consume`; a durable reader (opened with ``key``) also publishes
         its position at once (one header lock round trip), so that a reader of its key
         taking over after this process dies starts exactly at the first unconsumed row."""
-        super().consume(num_rows)
+        cursor = self._cursor
+        if (type(num_rows) is int and 0 <= num_rows <= cursor.read_end - cursor.consumed
+                and not self._failed):
+            cursor.consumed += num_rows  # the common case, checked as Pipe.consume does
+        else:
+            super().consume(num_rows)
         if self._durable and num_rows:
             self._publish()
 
@@ -143,6 +156,7 @@ class ShmInputPipe(ShmEnd, InputPipe):
             if ring.publish(h, self._role.slot, self._cursor.consumed, self._role.bseq):
                 wake = int(h.writer_id)
             self._publish_due = False
+            self._published, self._published_bseq = self._cursor.consumed, self._role.bseq
         finally:
             seg.release()
         if wake:
@@ -153,6 +167,71 @@ class ShmInputPipe(ShmEnd, InputPipe):
         self._publish_due = True
 
     def _source(self) -> tuple[int, int | None, bool, bool]:
+        """Publish what was consumed and look at the writer's cursor, both without the mutex
+        (a reader alone stores its slot's position; the writer alone advances ``write``).
+
+        Loads come in the order that keeps them consistent with the writer's stores (rows,
+        then ``write``, then a boundary or the end): the writer state first, then the next
+        boundary, then ``write``, so a boundary or the end seen is never ahead of the rows
+        before it. After a store of a new position, a fence, then a look at whether the
+        writer sleeps waiting for room (it marks itself, fences, then looks at the cursors:
+        one side sees the other); if it does, it is woken under the mutex.
+        """
+        role = self._role
+        h = self._header
+        s = self._slot
+        # a slot detached or taken over (by a forked child) no longer names our owner id
+        if role.inherited or role.handed or self.closed or s.owner != role.owner:
+            return self._source_locked()
+        if self._wait_owed:
+            s.wait_ns += max(0, self._wait_owed)
+            self._wait_owed = 0
+        cursor = self._cursor
+        bseq = role.bseq
+        if self._publish_due:
+            self._publish_due = False
+            consumed, published = cursor.consumed, self._published
+            s.reads += 1
+            if consumed != published or bseq != self._published_bseq:
+                # ring.store_position without its checks: our own position only grows and
+                # never passes what we read (consumed <= read_end <= write)
+                s.rows_read += consumed - published
+                s.cursor = self._published = consumed
+                s.bseq = self._published_bseq = bseq
+                _fence_take(False)  # locks.fence, inline: the writer may sleep for room
+                _fence_give()
+                if h.writer_sleeping:
+                    self._wake_writer()
+        state = h.writer_state
+        ended = state != WRITER_OPEN and ring.stream_ended(h)  # an open writer: never ended
+        count = h.boundary_count
+        boundary = None if bseq >= count else ring.next_boundary(h, bseq, cursor.read_end)
+        w = h.write
+        self._seen = (w, count, state)
+        consumed = cursor.consumed
+        stalled = h.writer_sleeping and ring.stalls_writer(h, consumed, cursor.read_end - consumed)
+        # a ring full of our unconsumed rows: nothing can arrive before we consume, so the
+        # read must return now rather than wait (same as Joule's full input buffer)
+        full = w - consumed >= self._capacity
+        return w, boundary, ended, bool(stalled) or full
+
+    def _wake_writer(self) -> None:
+        """Under the mutex: ring the writer if it (still) sleeps waiting for room."""
+        seg = self._role.seg
+        wake = 0
+        try:
+            seg.acquire()
+            h = seg.header
+            if ring.writer_waits_for_room(h):
+                wake = int(h.writer_id)
+        finally:
+            seg.release()
+        if wake:
+            self._role.ring_owner(wake)
+
+    def _source_locked(self) -> tuple[int, int | None, bool, bool]:
+        """:meth:`_source` under the mutex, for an end that must be taken over first (or
+        whose slot is no longer its own: PipeError)."""
         seg = self._role.seg
         wake = 0
         try:
@@ -169,6 +248,8 @@ class ShmInputPipe(ShmEnd, InputPipe):
             ended = ring.stream_ended(h)
             self._seen = ring.snapshot(h)
             stalled = ring.stalls_writer(h, self._cursor.consumed, self._cursor.unconsumed)
+            self._slot = s = h.readers[self._role.slot]
+            self._published, self._published_bseq = int(s.cursor), int(s.bseq)
         finally:
             seg.release()
         if wake:
@@ -178,9 +259,46 @@ class ShmInputPipe(ShmEnd, InputPipe):
         full = w - self._cursor.consumed >= seg.capacity
         return w, boundary, ended, stalled or full
 
+    async def read(self, flatten: bool = False) -> np.ndarray:
+        """See :meth:`Pipe.read`; returns a read-only view into the ring (no copy), valid
+        until the rows are consumed and overwritten (``flatten=True``: a copy)."""
+        cursor = self._cursor
+        if cursor.reread or flatten or self._failed:
+            return await super().read(flatten)
+        self._publish_due = True  # _before_read, inline: Pipe.read's steps for the common case
+        while True:
+            span = cursor.next_read(*self._source(), wait=True)
+            if span is not None:
+                break
+            await self._wait_for_news()
+        rows = self._segment.read_rows(span[0], span[1])
+        if span[3]:
+            self._role.bseq += 1
+        rows.end_of_interval = span[2]
+        return rows
+
+    def read_nowait(self, flatten: bool = False) -> np.ndarray:
+        """See :meth:`Pipe.read_nowait`; a read-only view into the ring, as :meth:`read`."""
+        cursor = self._cursor
+        if cursor.reread or flatten or self._failed:
+            return super().read_nowait(flatten)
+        self._publish_due = True
+        span = cursor.next_read(*self._source(), wait=False)
+        assert span is not None
+        rows = self._segment.read_rows(span[0], span[1])
+        if span[3]:
+            self._role.bseq += 1
+        rows.end_of_interval = span[2]
+        return rows
+
     def _rows(self, span: Span) -> np.ndarray:
-        rows = self._role.seg.rows(span.start, span.stop)
-        rows.flags.writeable = False
+        return self._role.seg.read_rows(span.start, span.stop)
+
+    def _format(self, rows: np.ndarray, eoi: bool, flat: bool) -> np.ndarray:
+        if flat:
+            return tag(flatten_rows(rows), eoi)
+        assert isinstance(rows, PipeData)  # a view made for this read (Segment.read_rows)
+        rows.end_of_interval = eoi
         return rows
 
     def _pass_boundary(self) -> None:
@@ -210,11 +328,11 @@ class ShmInputPipe(ShmEnd, InputPipe):
         """Record how long news took to come after a read found none."""
         self._gap = 0.7 * self._gap + 0.3 * (time.perf_counter() - since)
 
-    def _prepare_sleep(self, others_ready: bool = False) -> bool:
+    def _prepare_sleep(self, others_ready: bool = False, limit: float = math.inf) -> bool:
         """Spin if worthwhile, then mark ourselves asleep; False if news arrived meanwhile."""
         h = self._role.seg.header
         self._quiet_since = start = time.perf_counter()
-        budget = self._spin_budget(others_ready)
+        budget = min(self._spin_budget(others_ready), limit)
         if budget > 0:
             deadline = start + budget
             seen = self._seen
@@ -226,19 +344,50 @@ class ShmInputPipe(ShmEnd, InputPipe):
                     break
                 os.sched_yield()  # polite when processes outnumber cores
         seg = self._role.seg
+        slot = self._role.slot
         try:
             h = self._enter()
-            return ring.reader_sleep(h, self._role.slot, self._seen,
-                                     self._cursor.consumed, self._cursor.unconsumed)
+            # mark first, fence, then look for news: the writer stores ``write``, fences,
+            # then looks at the sleepers without the mutex (one side sees the other)
+            ring.sleep(h, slot)
+            fence()
+            if ring.reader_sleep(h, slot, self._seen, self._cursor.consumed,
+                                 self._cursor.unconsumed):
+                return True
+            ring.awake(h, slot)
+            return False
         finally:
             seg.release()
+
+    async def _poll(self) -> None:
+        """Busy-poll mode (``spin=math.inf``): look at the header until news, or until the
+        writer waits for room (this reader may be the one to make it), never sleeping on the
+        doorbell; so the writer, which rings only readers marked asleep, never rings it.
+        Between looks, other tasks of the event loop run when any is ready (else the CPU is
+        offered with ``sched_yield``); the writer's liveness is checked every
+        LIVENESS_PERIOD, as a sleeping reader does."""
+        h = self._header
+        w, count, state = self._seen
+        loop = asyncio.get_running_loop()
+        check = time.monotonic() + LIVENESS_PERIOD
+        while (h.write == w and h.boundary_count == count and h.writer_state == state
+               and not h.writer_sleeping):
+            if getattr(loop, "_ready", None):
+                await asyncio.sleep(0)
+            else:
+                os.sched_yield()
+            if time.monotonic() >= check:
+                self._check_writer()
+                check = time.monotonic() + LIVENESS_PERIOD
 
     async def _wait_for_news(self) -> None:
         loop = asyncio.get_running_loop()
         others_ready = bool(getattr(loop, "_ready", None))  # never spin while others could run
         start = time.monotonic_ns()
         try:
-            if self._prepare_sleep(others_ready):
+            if self.spin == math.inf:
+                await self._poll()
+            elif self._prepare_sleep(others_ready):
                 bell = self._role.bell
                 assert bell is not None
                 if await bell.wait(LIVENESS_PERIOD):
@@ -259,7 +408,9 @@ class ShmInputPipe(ShmEnd, InputPipe):
     def _wait_sync(self, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if not self._prepare_sleep():
+            # spin (busy-poll mode included) at most until the deadline or a liveness check
+            limit = LIVENESS_PERIOD if deadline is None else deadline - time.monotonic()
+            if not self._prepare_sleep(limit=min(max(0.0, limit), LIVENESS_PERIOD)):
                 return True
             left = LIVENESS_PERIOD if deadline is None else deadline - time.monotonic()
             if left <= 0:

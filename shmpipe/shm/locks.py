@@ -18,6 +18,7 @@ descriptor (``ends.py`` closes it in the child right after ``fork``).
 
 from __future__ import annotations
 
+import _thread
 import errno
 import fcntl
 import os
@@ -90,3 +91,22 @@ def any_alive(fd: int) -> bool:
     (a lock anywhere from ID_BASE to the end of the file)."""
     got = fcntl.fcntl(fd, _GETLK, struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, ID_BASE, 0, 0))
     return struct.unpack(_FLOCK, got)[0] != fcntl.F_UNLCK
+
+
+_barrier = _thread.allocate_lock()
+
+
+def fence() -> None:
+    """A full memory barrier: stores made before it are visible to other CPUs before any load
+    made after it.
+
+    The hot paths publish cursors with plain stores into the shared header (no mutex) and
+    then look at a flag the other side sets the same way ("the reader sleeps", "the writer
+    waits for room"): each side stores, fences, then loads, so at least one of them sees the
+    other's store and no wake-up is lost (Dekker's handshake). A process-private lock taken
+    and released without contention is a locked read-modify-write in libc (``sem_trywait``,
+    ``sem_post`` or an atomic exchange, depending on the Python version), which is a full
+    barrier on x86-64; about 0.1 µs.
+    """
+    _barrier.acquire(False)
+    _barrier.release()

@@ -29,10 +29,23 @@ _munmap = _libc.munmap
 _munmap.restype = ctypes.c_int
 _munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 
+_madvise = _libc.madvise
+_madvise.restype = ctypes.c_int
+_madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
 PAGE = mmap.PAGESIZE
+HUGE = 2 << 20  # a transparent huge page (x86-64, arm64 with 4 KiB pages)
 _PROT_NONE = 0
 _MAP_FIXED = 0x10
+_MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0x8000)  # Linux; Python >= 3.10 names it
+_MADV_HUGEPAGE = getattr(mmap, "MADV_HUGEPAGE", 14)
 _MAP_FAILED = ctypes.c_void_p(-1).value
+
+# Map the ring's pages into the page tables at once (MAP_POPULATE): a fresh pipe then takes
+# no page fault per page on its first pass, in either process.
+# The pages themselves exist from creation (posix_fallocate). A knob for measurements
+# (bench/rings.py), not an API: leave it on.
+POPULATE = True
 
 
 def page_round(n: int) -> int:
@@ -61,15 +74,28 @@ def map_mirrored(fd: int, hbytes: int, rbytes: int) -> ctypes.Array:
         raise PipeError(f"mirrored mapping needs page multiples, got {hbytes} and {rbytes}")
     total = hbytes + 2 * rbytes
     rw = mmap.PROT_READ | mmap.PROT_WRITE
-    base = _check(_mmap(None, total, _PROT_NONE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0),
-                  "the address reservation")
+    # reserve the address range at a huge-page boundary (with slack, trimmed after), so that
+    # file offsets and addresses agree modulo a huge page wherever the kernel offers
+    # transparent huge pages for shared memory (shmem_enabled, or /dev/shm mounted huge=)
+    slack = HUGE if rbytes % HUGE == 0 else 0
+    start = _check(_mmap(None, total + slack, _PROT_NONE,
+                         mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0), "the address reservation")
+    base = -(-start // HUGE) * HUGE if slack else start
+    if base > start:
+        _unmap(start, base - start)
+    if start + slack > base:
+        _unmap(base + total, start + slack - base)
+    shared = mmap.MAP_SHARED | _MAP_FIXED
+    populate = shared | (_MAP_POPULATE if POPULATE else 0)
     try:
-        _check(_mmap(base, hbytes + rbytes, rw, mmap.MAP_SHARED | _MAP_FIXED, fd, 0), "the ring")
-        _check(_mmap(base + hbytes + rbytes, rbytes, rw, mmap.MAP_SHARED | _MAP_FIXED, fd,
-                     hbytes), "the ring's mirror")
+        # the mirror is only reached by runs that cross the seam: its pages are left to fault
+        # in as they are used (populating them too would double the page-table work at open)
+        _check(_mmap(base, hbytes + rbytes, rw, populate, fd, 0), "the ring")
+        _check(_mmap(base + hbytes + rbytes, rbytes, rw, shared, fd, hbytes), "the ring's mirror")
     except BaseException:
         _unmap(base, total)
         raise
+    _madvise(base, total, _MADV_HUGEPAGE)  # a hint: refused or ignored where not offered
 
     class _Mapping(ctypes.c_char * total):  # type: ignore[misc]
         pass

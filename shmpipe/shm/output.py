@@ -17,11 +17,13 @@ from ..pipe import OutputPipe
 from . import ring
 from .end import LIVENESS_PERIOD, Role, ShmEnd
 from .header import MAX_BOUNDARIES, Header
-from .segment import DEFAULT_MODE, open_continued, open_segment, trusted_uids
+from .locks import fence
+from .segment import DEFAULT_MODE, current_pid, open_continued, open_segment, trusted_uids
 
 log = logging.getLogger("shmpipe")
 
 SLOW_READER_WARNING = 10.0  # seconds blocked by one reader before the writer logs a warning
+SMALL_COPY = 16 << 10  # blocks up to this many bytes go into the ring as one bytes copy
 
 
 class ShmOutputPipe(ShmEnd, OutputPipe):
@@ -61,7 +63,7 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
             role.reap(h)
             me = role.register(h)
             try:
-                ring.claim_writer(h, me, os.getpid(), _handover, role.alive,
+                ring.claim_writer(h, me, current_pid(), _handover, role.alive,
                                   time.monotonic_ns())
             except BaseException:
                 role.unregister(me)
@@ -81,6 +83,8 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
         self._reserved_at = 0
         self._break_owed = False
         self._warned_episode = 0
+        self._tail = 0  # the oldest row a reader still needed when last looked (only grows)
+        self._dtype = self.dtype
         self.slow_reader_warning: float | None = SLOW_READER_WARNING
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -111,7 +115,7 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
 
     def _continue(self, h: Header, inherited: int) -> None:
         role = self._role
-        ring.claim_writer(h, role.owner, os.getpid(), inherited, role.alive, time.monotonic_ns())
+        ring.claim_writer(h, role.owner, current_pid(), inherited, role.alive, time.monotonic_ns())
         self._reserved = 0
 
     def _put(self, want: int, limit: int, put: Callable[[np.ndarray, int], None],
@@ -126,6 +130,9 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
             h = self._enter()
             now = time.monotonic_ns()
             free, woken = ring.writer_wait(h, want, now)
+            if free < want:
+                fence()  # our "asleep" mark is visible before we look at the cursors again
+                free = ring.writer_recheck(h, want)
             if free < want:
                 k = 0
             else:
@@ -143,6 +150,71 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
         for owner in owners:
             self._role.ring_owner(owner)
         return k
+
+    def _publish(self, n: int, rows: np.ndarray | None, arr: np.ndarray | None = None) -> bool:
+        """Publish ``n`` rows without the mutex, if nothing stands in the way; False: nothing
+        was done, take the locked path (:meth:`_put`).
+
+        ``rows``: a structured block of this pipe's dtype, or None and ``arr``, a 2-D array
+        checked by ``layout.validate`` (converted straight into the ring). The fast path
+        needs this end to be the registered writer (not inherited through fork, not handed
+        over, no reservation, not in a blocked episode) and the room last seen to be enough
+        (else the readers' cursors are looked at again, without the mutex: a cursor only
+        grows, so a stale one only understates the room). Then: one copy into the ring, the
+        write cursor stored (the writer alone advances it; readers load it after the rows,
+        and x86-64 keeps stores in order), the counters, a fence, and a look at the sleeping
+        readers: when some sleep, they are woken under the mutex (they mark themselves
+        asleep, fence, then look at the write cursor: one side sees the other).
+
+        The owner is checked before and after the copy, not under a lock: an end inherited
+        through fork must be used by one process at a time (the first use in the child takes
+        it over and the parent's next write raises PipeError; a parent still writing in the
+        very microseconds of the takeover could have that one block overwritten).
+        """
+        role = self._role
+        if role.inherited or role.handed or self._reserved:
+            return False
+        seg = role.seg
+        h = seg.header
+        owner = role.owner
+        if h.writer_id != owner or h.writer_blocked_since:
+            return False
+        w = h.write
+        cap = seg.capacity
+        if w + n - self._tail > cap:
+            self._tail = ring.tail(h)[0]
+            if w + n - self._tail > cap:
+                return False
+        if rows is None:
+            assert arr is not None
+            fill(seg.rows(w, w + n), arr)
+        elif n * seg.row_size <= SMALL_COPY:
+            off = (w * seg.row_size) % seg.ring_bytes
+            seg.ring_view[off : off + n * seg.row_size] = rows.tobytes()
+        else:
+            copy_rows(seg.rows(w, w + n), rows)
+        if h.writer_id != owner:  # a forked child took the end over meanwhile
+            return False
+        h.write = w + n
+        h.rows_written += n
+        h.blocks_written += 1
+        h.last_write_ns = time.monotonic_ns()
+        fence()
+        if h.sleepers:
+            self._wake_readers()
+        return True
+
+    def _wake_readers(self) -> None:
+        """Under the mutex: wake the readers asleep on their doorbells."""
+        seg = self._role.seg
+        try:
+            seg.acquire()
+            h = seg.header
+            owners = [int(h.readers[i].owner) for i in ring.wake_readers(h)]
+        finally:
+            seg.release()
+        for owner in owners:
+            self._role.ring_owner(owner)
 
     async def _sleep(self) -> None:
         """Wait for a reader to make room (its doorbell ring); every LIVENESS_PERIOD without
@@ -198,8 +270,11 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
         before the cancellation (a prefix of the block, whole rows) stay written; the rest
         is not.
         """
+        n = len(rows)
+        if n <= self._role.seg.capacity and self._publish(n, rows):
+            return
         self._reserved = 0  # a write replaces an uncommitted reservation
-        i, n = 0, len(rows)
+        i = 0
         while i < n:
             k = self._put(self._chunk(n - i), n - i, _copier(rows[i:]))
             if k == 0:
@@ -254,6 +329,9 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
             h = self._enter()
             woken = ring.writer_break(h, time.monotonic_ns())
             if woken is None:
+                fence()  # readers pass boundaries without the mutex: look once more
+                woken = ring.writer_break(h, time.monotonic_ns())
+            if woken is None:
                 return False
             owners = [int(h.readers[i].owner) for i in woken]
         finally:
@@ -272,18 +350,28 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
         Raises PipeError for bad input (nothing written), or if this end no longer owns the
         pipe (handed over, or taken over by a forked child).
         """
-        if (isinstance(data, np.ndarray) and data.dtype.names is None and self._cache is None
-                and not self.subscribers and not self.check_timestamps):
-            self._check_writable()
-            arr = validate(data, self.dtype)
-            if arr is None:
-                return
-            n = len(arr)
-            if n <= self._role.seg.capacity:
-                self._reserved = 0
-                while not self._put(n, n, lambda view, k: fill(view, arr)):
-                    await self._sleep()
-                return
+        if (isinstance(data, np.ndarray) and self._cache is None and not self.subscribers
+                and not self.check_timestamps and not self.closed and not self._failed):
+            dtype, given = self._dtype, data.dtype
+            if (given is dtype or given == dtype) and data.ndim == 1:  # a block of rows
+                n = len(data)
+                if n and n <= self._role.seg.capacity:
+                    if not self._publish(n, data):
+                        await self._write_rows(data)
+                    return
+            elif data.dtype.names is None:
+                self._check_writable()
+                arr = validate(data, self.dtype)
+                if arr is None:
+                    return
+                n = len(arr)
+                if n <= self._role.seg.capacity:
+                    if self._publish(n, None, arr):
+                        return
+                    self._reserved = 0
+                    while not self._put(n, n, lambda view, k: fill(view, arr)):
+                        await self._sleep()
+                    return
         await super().write(data)
 
     # ----------------------------------------------------------------- zero-copy writes
@@ -309,6 +397,9 @@ class ShmOutputPipe(ShmEnd, OutputPipe):
             try:
                 h = self._enter()
                 free, woken = ring.writer_wait(h, n, time.monotonic_ns())
+                if free < n:
+                    fence()  # as in _put: readers store their cursors without the mutex
+                    free = ring.writer_recheck(h, n)
                 owners = [int(h.readers[i].owner) for i in woken]
                 if free >= n:
                     ring.reserve(h, self._role.owner, n)

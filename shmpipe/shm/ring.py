@@ -4,7 +4,11 @@ Every decision lives here: who may write, who may read from where, when an end m
 what a close releases, what a hand-over moves, when a role is dead. No locks, no OS calls, no
 asyncio: liveness arrives as an ``alive(owner_id) -> bool`` callable and time as ``now``
 (CLOCK_MONOTONIC ns), so the hypothesis state machine in the tests drives all of it. Callers
-hold the header mutex around every function that changes the header.
+hold the header mutex around every function that changes the header, except the single-writer
+stores of the hot path: the writer advancing ``write`` alone, a reader storing its own
+position (:func:`store_position`). Each side then fences and looks at the other's sleep flag,
+and a sleeper marks itself before it looks for news (:func:`writer_recheck`,
+:func:`awake`), so a wake-up is never lost between the two.
 
 Invariants (checked after every step of the state machine)::
 
@@ -35,6 +39,7 @@ from .header import (
     WRITER_LOST,
     WRITER_OPEN,
     Header,
+    ReaderSlot,
 )
 
 Alive = Callable[[int], bool]
@@ -246,6 +251,14 @@ def reader_sleep(h: Header, slot: int, seen: tuple[int, int, int], consumed: int
         s.sleeping = 1
         h.sleepers += 1
     return True
+
+
+def awake(h: Header, slot: int) -> None:
+    """Undo :func:`sleep` for reader ``slot`` (it found news after marking itself asleep)."""
+    s = h.readers[slot]
+    if s.sleeping:
+        s.sleeping = 0
+        h.sleepers = max(0, h.sleepers - 1)
 
 
 def sleep(h: Header, slot: int) -> None:
@@ -492,20 +505,52 @@ def publish(h: Header, slot: int, cursor: int, bseq: int) -> bool:
 
     Raises PipeError if the position would move back or past the write cursor.
     """
-    s = h.readers[slot]
-    if not (s.cursor <= cursor <= h.write and s.bseq <= bseq <= h.boundary_count):
-        raise PipeError(
-            f"reader slot {slot}: bad position {cursor}/{bseq} (was {s.cursor}/{s.bseq}, "
-            f"write {h.write}, boundaries {h.boundary_count})"
-        )
-    moved = cursor != s.cursor or bseq != s.bseq
-    s.rows_read += cursor - s.cursor
-    s.cursor, s.bseq = cursor, bseq
-    s.reads += 1
+    moved = store_position(h, h.readers[slot], cursor, bseq)
     if moved and h.writer_sleeping:
         h.writer_sleeping = 0
         return True
     return False
+
+
+def store_position(h: Header, s: ReaderSlot, cursor: int, bseq: int) -> bool:
+    """Store the consumed position of reader slot ``s`` (an element of ``h.readers``);
+    return True if it moved. Only the reader holding the slot stores into it, so this needs
+    no mutex: the hot path calls it alone, then (after a fence) looks whether the writer
+    sleeps (:func:`writer_waits_for_room`). Raises PipeError (changing nothing) if the
+    position would move back or past the write cursor."""
+    old, old_bseq = s.cursor, s.bseq
+    if not (old <= cursor <= h.write and old_bseq <= bseq <= h.boundary_count):
+        raise PipeError(
+            f"reader slot: bad position {cursor}/{bseq} (was {old}/{old_bseq}, "
+            f"write {h.write}, boundaries {h.boundary_count})"
+        )
+    s.reads += 1
+    if cursor == old and bseq == old_bseq:
+        return False
+    s.rows_read += cursor - old
+    s.cursor, s.bseq = cursor, bseq
+    return True
+
+
+def writer_waits_for_room(h: Header) -> bool:
+    """With the mutex held, after a reader stored a new position without it: True if the
+    writer sleeps waiting for room (it is then marked awake: the caller rings it)."""
+    if h.writer_sleeping:
+        h.writer_sleeping = 0
+        return True
+    return False
+
+
+def writer_recheck(h: Header, need: int) -> int:
+    """The writer found less than ``need`` rows free and was marked asleep
+    (:func:`writer_wait`); the caller made that mark visible (a fence) and looks again,
+    because readers store their positions without the mutex: one may have made room just
+    before it could see the mark. Returns the free rows; if there are enough now, the writer
+    is marked awake again (its blocked episode ends at the commit that follows)."""
+    free = free_rows(h)
+    if free >= need:
+        h.writer_sleeping = 0
+    return free
 
 
 def hand_over_reader(h: Header, slot: int, owner: int, deadline: int) -> None:

@@ -37,14 +37,24 @@ import pwd
 import stat
 import time
 from collections.abc import Iterator
+from typing import cast
 
 import numpy as np
 import posix_ipc
 
+from ..buffer import PipeData
 from ..errors import PipeError
 from ..layout import compute_dtype
 from . import locks, names
-from .header import HEADER_BYTES, Header, check_cursors, initialize, ring_geometry, validate
+from .header import (
+    HEADER_BYTES,
+    Header,
+    check_cursors,
+    initialize,
+    read_snapshot,
+    ring_geometry,
+    validate,
+)
 from .mirror import map_mirrored
 
 log = logging.getLogger("shmpipe")
@@ -55,6 +65,21 @@ DEFAULT_MODE = 0o600
 LOCK_SPINS = 100  # attempts with sched_yield before backing off
 LOCK_GIVE_UP = 30.0  # a mutex held this long by a live holder is an error
 OPEN_POLL = 0.02  # seconds between looks for a pipe that does not exist yet
+
+_pid = os.getpid()  # this process's pid, kept current by a fork hook (no getpid per call)
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def current_pid() -> int:
+    """This process's pid, without a system call (a fork hook keeps it current)."""
+    return _pid
 
 
 def trusted_uids(owner: int | str | None) -> frozenset[int]:
@@ -132,8 +157,8 @@ class Segment:
                 f"segment of pipe {name!r} is corrupted or not a shmpipe pipe: "
                 f"{st.st_size} bytes, smaller than a header ({HEADER_BYTES})"
             )
-        snapshot = Header.from_buffer_copy(os.pread(shm_fd, HEADER_BYTES, 0))
-        self.layout = validate(snapshot, st.st_size, name)
+        snapshot, write_now = read_snapshot(shm_fd)
+        self.layout = validate(snapshot, st.st_size, name, write_now)
         self.dtype = compute_dtype(self.layout)
         self.row_size = int(snapshot.row_size)
         self.capacity = int(snapshot.capacity)
@@ -142,8 +167,33 @@ class Segment:
         self.header = Header.from_buffer(self.mapping)
         self._ring = np.frombuffer(memoryview(self.mapping).cast("B"), np.uint8,
                                    2 * self.ring_bytes, HEADER_BYTES)
+        # bytes of the ring (twice, see mirror.py): small blocks are copied in through it
+        self.ring_view = memoryview(self.mapping).cast("B")[
+            HEADER_BYTES : HEADER_BYTES + 2 * self.ring_bytes]
+        self._phases: dict[int, PipeData] = {}  # read-only row views, by byte phase
 
     # ------------------------------------------------------------------ rows
+    def read_rows(self, start: int, stop: int) -> PipeData:
+        """A read-only :class:`PipeData` view of rows ``[start, stop)`` (as :meth:`rows`),
+        made with one slice of a view kept per byte phase of the ring (a row starts at
+        ``start * row_size % ring_bytes``, so after each pass of the ring the rows may sit
+        at another offset modulo the row size: one view per such offset, made at first use)."""
+        n = stop - start
+        if not 0 <= n <= self.capacity or start < 0:
+            self.rows(start, stop)  # raises
+        size = self.row_size
+        off = (start * size) % self.ring_bytes
+        phase = off % size
+        view = self._phases.get(phase)
+        if view is None:
+            count = (2 * self.ring_bytes - phase) // size
+            raw = self._ring[phase : phase + count * size].view(self.dtype)
+            view = raw.view(PipeData)
+            view.flags.writeable = False
+            self._phases[phase] = view
+        i = off // size
+        return cast(PipeData, view[i : i + n])
+
     def rows(self, start: int, stop: int) -> np.ndarray:
         """A writable structured view of rows ``[start, stop)`` (contiguous even across the
         seam). Raises PipeError if the span is not within one ring's worth of rows."""
@@ -165,7 +215,7 @@ class Segment:
         take_mutex(self.lock_fd, self.name, self.header)
         self._enter()
         h = self.header
-        h.lock_pid = os.getpid()
+        h.lock_pid = _pid
         if self.recovered:
             self.recovered = False
             h.lock_recoveries += 1
@@ -366,7 +416,7 @@ def open_segment(
             finally:
                 shm.close_fd()
             seg._enter()
-            seg.header.lock_pid = os.getpid()
+            seg.header.lock_pid = _pid
             if seg.recovered:
                 seg.recovered = False
                 seg.header.lock_recoveries += 1

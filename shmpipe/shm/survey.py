@@ -33,6 +33,7 @@ from .header import (
     WRITER_LOST,
     WRITER_OPEN,
     Header,
+    read_snapshot,
     validate,
 )
 from .segment import remove_objects
@@ -136,12 +137,13 @@ def _snapshot(name: str) -> tuple[Header, int]:
             raise PipeError(f"corrupted: {size} bytes, smaller than a header")
         error: PipeError | None = None
         for _ in range(SNAPSHOT_TRIES):
-            h = Header.from_buffer_copy(os.pread(fd, HEADER_BYTES, 0))
+            h, write_now = read_snapshot(fd)
             if h.version != VERSION:
                 raise PipeError(f"format version {h.version}, this shmpipe reads version "
                                 f"{VERSION}")
             try:
-                validate(h, size, name)
+                validate(h, size, name, write_now)
+                h.write = max(int(h.write), write_now)  # no cursor ahead of it in the copy
                 return h, size
             except PipeError as e:  # torn by a concurrent update, or really corrupted
                 error = e

@@ -164,3 +164,61 @@ async def stubborn(inputs: dict, outputs: dict) -> None:
             await asyncio.sleep(0.01)
         except asyncio.CancelledError:
             continue
+
+
+def noisy_rows(start: int, stop: int, seed: int = 7) -> np.ndarray:
+    """Rows ``start..stop-1`` with seeded random data (the same for the same rows)."""
+    r = np.empty(stop - start, DTYPE)
+    r["timestamp"] = np.arange(start, stop)
+    rng = np.random.default_rng(seed)
+    r["data"] = rng.normal(size=(stop, 2))[start:].astype(np.float32)
+    return r
+
+
+async def noisy(inputs: dict, outputs: dict, n: int = 1000, block: int = 100,
+                breaks_every: int = 0) -> None:
+    """counter's blocks and breaks, with noisy data (:func:`noisy_rows` of all n rows)."""
+    out = outputs["output"]
+    every = noisy_rows(0, n)
+    for k, start in enumerate(range(0, n, block)):
+        await out.write(every[start:start + block])
+        if breaks_every and (k + 1) % breaks_every == 0:
+            await out.close_interval()
+
+
+class SubscribingFanout(shmpipe.CompositeModule):
+    """Copies its input to every output by subscribing the others to the first in setup
+    (the pattern of Joule's documentation), and fails once, after ``after`` rows, the first
+    time (no ``marker`` file yet)."""
+
+    def custom_args(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--marker", required=True)
+        parser.add_argument("--after", type=int, default=300)
+
+    async def setup(self, parsed_args, inputs, outputs):  # type: ignore[no-untyped-def]
+        first, *others = outputs.values()
+        for other in others:
+            first.subscribe(other)
+        return [self.copy(parsed_args, inputs["input"], first)]
+
+    async def copy(self, args, inp, out):  # type: ignore[no-untyped-def]
+        copied = 0
+        while True:
+            data = await inp.read()
+            await out.write(data)
+            inp.consume(len(data))
+            copied += len(data)
+            if copied >= args.after and not os.path.exists(args.marker):
+                with open(args.marker, "w") as f:
+                    f.write(str(copied))
+                raise RuntimeError("SubscribingFanout: failing on purpose")
+            if inp.end_of_interval:
+                await out.close_interval()
+
+
+async def logging_passthrough(inputs: dict, outputs: dict) -> None:
+    """passthrough, logging one warning first (the runner prefixes it with the module name)."""
+    import logging
+
+    logging.getLogger("somewhere").warning("a warning from the module's code")
+    await passthrough(inputs, outputs)

@@ -370,3 +370,51 @@ def test_a_stream_fans_out_to_every_consumer(places: tuple[str, str, str],
         got, breaks = result(f"{out}{k}.npz")
         np.testing.assert_array_equal(got, runmods.rows(0, N))
         assert breaks == BREAKS
+
+
+def test_a_restarted_module_does_not_keep_what_its_last_run_subscribed(
+        toml: Callable[[str], str], tmp_path: Any, run_id: str) -> None:
+    """A composite subscribing its outputs in setup runs again after a failure: each output
+    still gets every row once, and one break where it failed."""
+    out, marker = f"{tmp_path}/out", f"{tmp_path}/failed"
+    text = f"""\
+[streams]
+raw = "float32_2"
+a = "float32_2"
+b = "float32_2"
+
+[modules.source]
+code = "runmods:counter"
+outputs = {{ output = "raw" }}
+args = {{ n = {N}, block = {BLOCK}, breaks_every = {EVERY} }}
+
+[modules.fan]
+code = "runmods:SubscribingFanout"
+inputs = {{ input = "raw" }}
+outputs = {{ a = "a", b = "b" }}
+args = {{ marker = "{marker}" }}
+
+[modules.sink1]
+code = "runmods:collect"
+inputs = {{ input = "a" }}
+args = {{ path = "{out}1.npz" }}
+
+[modules.sink2]
+code = "runmods:collect"
+inputs = {{ input = "b" }}
+args = {{ path = "{out}2.npz" }}
+"""
+    assert run(toml(text), run_id) == 0
+    with open(marker) as f:
+        failed_at = int(f.read())
+    for k in (1, 2):
+        got, breaks = result(f"{out}{k}.npz")
+        np.testing.assert_array_equal(got, runmods.rows(0, N))
+        assert breaks == sorted({failed_at, *BREAKS})
+
+
+def test_what_a_module_logs_starts_with_its_name(
+        toml: Callable[[str], str], tmp_path: Any, capfd: Any, run_id: str) -> None:
+    out = f"{tmp_path}/out.npz"
+    assert run(toml(three(out, filter="runmods:logging_passthrough")), run_id) == 0
+    assert "filter: a warning from the module's code" in capfd.readouterr().err.splitlines()

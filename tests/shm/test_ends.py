@@ -491,3 +491,81 @@ async def test_close_interval_sends_cached_rows_and_the_break_in_one_read(pname:
         assert list(data["timestamp"]) == list(rows(0, 3)["timestamp"])
         assert data.end_of_interval
         await inp.close()
+
+
+@arun
+async def test_the_hot_path_takes_no_lock_and_asks_no_pid(pname: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write, a read and a consume on a pipe where nobody sleeps are cursor stores and a
+    copy: no header mutex, no getpid (a fork hook keeps the pid). Blocks of both write paths
+    (a structured block, a 2-D array converted in place) arrive, across the ring's seam."""
+    from shmpipe.shm import locks
+
+    out = shmpipe.open_output(pname, LAYOUT, capacity=10)
+    inp = shmpipe.open_input(pname)
+    try:
+        await out.write(rows(0, 3))
+        assert len(await inp.read()) == 3  # the first read publishes nothing new
+
+        def no_lock(fd: int) -> bool:
+            raise AssertionError("the header mutex was taken on the hot path")
+
+        def no_pid() -> int:
+            raise AssertionError("getpid was called on the hot path")
+
+        monkeypatch.setattr(locks, "try_mutex", no_lock)
+        monkeypatch.setattr(os, "getpid", no_pid)
+        inp.consume(3)
+        got: list[int] = []
+        for start in range(3, 600, 3):
+            await out.write(rows(start, 2))
+            await out.write(np.array([[start + 2, 0, 0]], np.float64))  # converted in place
+            data = await inp.read()
+            got += [int(t) for t in data["timestamp"]]
+            assert not data.flags.writeable
+            inp.consume(len(data))
+        assert inp.read_nowait().size == 0
+        monkeypatch.undo()
+        assert got == list(range(3, 600))
+        assert out.capacity < 600 and out.stats()["write"] == 600
+    finally:
+        monkeypatch.undo()
+        await inp.close()
+        await out.close()
+
+
+@arun
+async def test_busy_poll_mode_never_sleeps_so_the_writer_never_rings(pname: str) -> None:
+    """``spin=math.inf``: a waiting read polls the header, letting the writer task of its own
+    loop run between looks; it is never marked asleep, so no doorbell is rung, and it sees
+    rows, a break and the end of the stream."""
+    import math
+
+    out = shmpipe.open_output(pname, LAYOUT, capacity=100)
+    inp = shmpipe.open_input(pname, spin=math.inf)
+    h = out.segment.header
+    slot = h.readers[inp._role.slot]
+
+    async def writer() -> None:
+        for start in range(0, 30, 3):
+            await asyncio.sleep(0)
+            await out.write(rows(start, 3))
+            assert slot.sleeping == 0 and h.sleepers == 0
+        await out.close_interval()
+        await out.close()
+
+    task = asyncio.ensure_future(writer())
+    got: list[int] = []
+    breaks = 0
+    try:
+        while True:
+            data = await inp.read()
+            got += [int(t) for t in data["timestamp"]]
+            breaks += data.end_of_interval
+            inp.consume(len(data))
+    except shmpipe.EmptyPipeError:
+        pass
+    await task
+    assert got == list(range(30)) and breaks == 1
+    assert out.stats()["wakeups"] == 0
+    await inp.close()

@@ -266,3 +266,46 @@ def test_dead_reader_does_not_keep_the_pipe_after_the_last_close(pipe_name: str)
     assert _join(p) == 0
     asyncio.run(out.close())
     assert shm_entries(pipe_name) == [], "the pipe's objects stay in /dev/shm"
+
+
+def forked_fast_writer(out: Any, go: Any, q: Any) -> None:
+    """Inherit ``out`` through fork; when told, write rows 100..103 with ``await write``
+    (the lock-free path) and report the pid the shm layer knows, the real one and the
+    writer pid in the header."""
+    try:
+        assert go.wait(T)
+        asyncio.run(out.write(rows(100, 104)))
+        known = segment.current_pid()
+        q.put(("ok", (known, os.getpid(), int(out.segment.header.writer_pid))))
+    except BaseException:
+        q.put(("error", traceback.format_exc()))
+    _exit(q)
+
+
+def test_a_fork_is_seen_without_getpid_and_the_fast_write_takes_the_end_over(
+        pipe_name: str) -> None:
+    """The pid is kept by a fork hook, not asked per call: a forked child knows its own.
+    Its first ``await write`` (the lock-free path) takes the inherited end over first; the
+    parent's next write is refused, and the reader gets both writers' rows once, in order."""
+    out = shmpipe.open_output(pipe_name, LAYOUT, capacity=1000)
+    inp = shmpipe.open_input(pipe_name)
+    try:
+        asyncio.run(out.write(rows(0, 4)))
+        assert len(inp.read_nowait()) == 4
+        ctx = _ctx("fork")
+        go, q = ctx.Event(), ctx.Queue()
+        p = ctx.Process(target=forked_fast_writer, args=(out, go, q), daemon=True)
+        p.start()
+        asyncio.run(out.write(rows(4, 8)))  # still the parent's
+        go.set()
+        known, real, writer_pid = _result(q)
+        assert _join(p) == 0
+        assert known == real == writer_pid == p.pid
+        assert segment.current_pid() == os.getpid() != p.pid
+        with pytest.raises(PipeError, match="no longer owns"):
+            asyncio.run(out.write(rows(200, 201)))
+        got = [int(t) for t in inp.read_nowait()["timestamp"]]
+        assert got == [0, 1, 2, 3, 4, 5, 6, 7, 100, 101, 102, 103], f"reader got {got}"
+    finally:
+        asyncio.run(inp.close())
+        asyncio.run(out.close())

@@ -115,3 +115,24 @@ def test_cursor_corrupted_after_attach_gives_pipe_error_not_a_bad_read(pname: st
 def test_header_is_fixed_size_and_page_aligned() -> None:
     assert HEADER_BYTES % mmap.PAGESIZE == 0
     assert ctypes.sizeof(Header) <= HEADER_BYTES
+
+
+def test_a_copy_taken_while_cursors_move_is_checked_against_the_write_cursor_read_after() -> None:
+    """Cursors move without the mutex: a copy of the header may hold a reader's cursor past
+    the write cursor copied before it. Checked against the write cursor read after the copy,
+    such a copy is sane; a cursor past that one too is still corruption."""
+    from shmpipe import PipeError
+    from shmpipe.shm import ring
+    from shmpipe.shm.header import check_cursors
+
+    h = Header.from_buffer(bytearray(ctypes.sizeof(Header)))
+    h.capacity = 100
+    slot = ring.attach(h, ring.new_id(h), 1)
+    ring.commit(h, 10, 0)
+    copy = Header.from_buffer_copy(bytes(h))
+    copy.readers[slot].cursor = 15  # consumed rows written after ``write`` was copied
+    check_cursors(copy, "p", write_now=20)
+    with pytest.raises(PipeError, match="reader slot 0"):
+        check_cursors(copy, "p", write_now=12)
+    with pytest.raises(PipeError, match="reader slot 0"):
+        check_cursors(copy, "p")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from shmpipe.errors import PipeError
+from shmpipe.shm import mirror
 from shmpipe.shm.mirror import PAGE, map_mirrored
 
 
@@ -35,3 +37,43 @@ def test_ring_appears_twice_back_to_back(tmp_path) -> None:  # type: ignore[no-u
 def test_sizes_must_be_page_multiples() -> None:
     with pytest.raises(PipeError, match="page"):
         map_mirrored(-1, 100, PAGE)
+
+
+def _resident(addr: int, size: int) -> int:
+    """Bytes of [addr, addr + size) in this process's page tables (from /proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and ":" not in head:
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo >= addr and hi <= addr + size
+            elif inside and head == "Rss:":
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+@pytest.mark.parametrize("populate", [True, False])
+def test_a_fresh_mapping_has_its_pages_mapped_at_once(
+        populate: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With MAP_POPULATE (the default), the ring's pages are in the page tables as soon as
+    the pipe is opened: no page fault on the first pass; without, none is (the mirror, only
+    reached across the seam, is left to fault in). The mapping starts on a huge-page
+    boundary (so that huge pages could back it)."""
+    monkeypatch.setattr(mirror, "POPULATE", populate)
+    ring = 4 << 20
+    fd = os.memfd_create("populate-test")
+    try:
+        os.ftruncate(fd, mirror.PAGE + ring)
+        os.posix_fallocate(fd, 0, mirror.PAGE + ring)
+        arr = mirror.map_mirrored(fd, mirror.PAGE, ring)
+        addr = ctypes.addressof(arr)
+        assert addr % mirror.HUGE == 0
+        resident = _resident(addr, mirror.PAGE + 2 * ring)
+        if populate:
+            assert ring <= resident < ring + ring // 4
+        else:
+            assert resident < ring // 4
+        del arr
+    finally:
+        os.close(fd)

@@ -273,12 +273,22 @@ class RingMachine(RuleBasedStateMachine):
             assert h.writer_state == WRITER_DEAD and writer_was == WRITER_OPEN
             self.writer_state, self.reserved = "dead", 0
 
-    @rule(r=readers)
-    def read(self, r: Reader) -> None:
+    @rule(r=readers, locked=st.booleans())
+    def read(self, r: Reader, locked: bool) -> None:
+        """A read publishes under the mutex (``publish``) or, as the shell's hot path does,
+        stores its position alone and then wakes the writer if it sleeps for room; it marks
+        itself asleep first, then looks for news, and takes the mark back if there is some."""
         if self.live.get(r.slot) is not r:
             return
         h = self.h
-        ring.publish(h, r.slot, r.cursor.consumed, r.bseq)
+        if locked:
+            ring.publish(h, r.slot, r.cursor.consumed, r.bseq)
+        else:
+            sleeping = int(h.writer_sleeping)
+            moved = ring.store_position(h, h.readers[r.slot], r.cursor.consumed, r.bseq)
+            if moved:
+                assert ring.writer_waits_for_room(h) == bool(sleeping)
+                assert h.writer_sleeping == 0
         r.published = r.cursor.consumed
         boundary = ring.next_boundary(h, r.bseq, r.cursor.read_end)
         full = int(h.write) - r.cursor.consumed >= self.cap
@@ -294,7 +304,13 @@ class RingMachine(RuleBasedStateMachine):
         assert (self.data[rows % self.cap] == rows).all(), "a row was overwritten before use"
         seen = ring.snapshot(h)
         stalls = ring.stalls_writer(h, r.cursor.consumed, r.cursor.unconsumed)
+        sleepers = int(h.sleepers)
+        if not locked:
+            ring.sleep(h, r.slot)  # the mark first, then the look
         slept = ring.reader_sleep(h, r.slot, seen, r.cursor.consumed, r.cursor.unconsumed)
+        if not locked and not slept:
+            ring.awake(h, r.slot)
+            assert h.readers[r.slot].sleeping == 0 and h.sleepers == sleepers
         assert slept == (not stalls), "a reader sleeps unless it stalls the writer"
         if slept:
             assert h.readers[r.slot].sleeping == 1
@@ -380,3 +396,35 @@ def test_reap_releases_dead_readers() -> None:
     assert ring.reap(h, lambda owner: owner == 2, 0) == [1]  # the owner id of slot a
     assert ring.free_rows(h) == 4
     assert h.readers_reaped == 1
+
+
+def test_a_reader_storing_its_position_without_the_mutex_is_seen_by_a_writer_going_to_sleep(
+) -> None:
+    """The writer looks at the room, a reader consumes and stores its position alone (the
+    writer is not marked asleep yet: no wake-up), the writer marks itself asleep: its second
+    look (after a fence, in the shell) finds the room and it stays awake."""
+    h = new_header(4)
+    slot = ring.attach(h, 1, 1)
+    ring.commit(h, 4, 0)
+    free, _ = ring.writer_wait(h, 2, 0)
+    assert free == 0 and h.writer_sleeping == 1
+    assert ring.store_position(h, h.readers[slot], 3, 0)
+    assert ring.writer_recheck(h, 2) == 3
+    assert h.writer_sleeping == 0
+    assert not ring.store_position(h, h.readers[slot], 3, 0)  # no move: nothing to tell
+    ring.writer_wait(h, 4, 0)
+    assert ring.writer_recheck(h, 4) == 3 and h.writer_sleeping == 1  # still short: asleep
+    with pytest.raises(PipeError, match="bad position"):
+        ring.store_position(h, h.readers[slot], 2, 0)
+
+
+def test_a_reader_takes_back_its_sleep_mark() -> None:
+    h = new_header(4)
+    a, b = ring.attach(h, 1, 1), ring.attach(h, 2, 1)
+    ring.sleep(h, a)
+    ring.sleep(h, b)
+    ring.awake(h, a)
+    assert (h.readers[a].sleeping, h.readers[b].sleeping, h.sleepers) == (0, 1, 1)
+    ring.awake(h, a)  # twice: nothing more
+    assert h.sleepers == 1
+    assert ring.commit(h, 1, 0) == [b]

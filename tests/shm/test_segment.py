@@ -172,7 +172,9 @@ def test_keyboard_interrupt_inside_acquire_leaves_no_lock_held(pipe_name: str) -
             out.write_nowait(block(5, 5))
         seg.sem = real
         assert not locks.held_elsewhere(inp.segment.lock_fd, locks.MUTEX)
-        got = inp.read_nowait()  # takes the lock: a recovery, not a wait
+        with inp.segment.locked():  # the next holder: a recovery, not a wait
+            pass
+        got = inp.read_nowait()  # (reads take no lock)
         assert list(got["timestamp"]) == [0, 1, 2, 3, 4]
         assert out.stats()["lock_recoveries"] == 1
         assert sem_value(pipe_name) == 1

@@ -1,0 +1,1 @@
+"""Examples of shmpipe modules and pipelines; see README.md in this folder."""

@@ -77,10 +77,10 @@ def _outcome(result: str, n: int, wall: float) -> Outcome:
 
 # ---------------------------------------------------------------- the shmpipe runner
 def modules() -> tuple[type, type, type]:
-    """The three module classes the runner rows run."""
+    """The three module classes: Joule's, which the runner runs unchanged in its workers."""
     from bench import pipeline_modules as m
 
-    return m.ShmSource, m.ShmPassThrough, m.ShmSink
+    return m.Source, m.PassThrough, m.Sink
 
 
 def runner_pipeline(n: int, result: str, *, one_process: bool, verify: str = "ends",

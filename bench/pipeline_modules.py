@@ -173,23 +173,3 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
-
-
-
-# Until the runner runs Joule classes itself: the same bodies on shmpipe's own base classes.
-from shmpipe.run import FilterModule as _ShmFilter  # noqa: E402
-from shmpipe.run import ReaderModule as _ShmReader  # noqa: E402
-
-
-class ShmSource(_ShmReader):
-    custom_args = Source.custom_args
-    run = Source.run
-
-
-class ShmPassThrough(_ShmFilter):
-    run = PassThrough.run
-
-
-class ShmSink(_ShmFilter):
-    custom_args = Sink.custom_args
-    run = Sink.run

@@ -42,7 +42,8 @@ def _si(v: float) -> str:
 @dataclass(frozen=True)
 class Target:
     text: str
-    check: Callable[[Results], tuple[str, bool] | None]  # (figure, met) or None: not measured
+    # (figure, met: None when it cannot be told), or None: not measured in the run
+    check: Callable[[Results], tuple[str, bool | None] | None]
 
 
 def _at_most(suite: str, label: str, key: str, limit: float, unit: str,
@@ -53,12 +54,25 @@ def _at_most(suite: str, label: str, key: str, limit: float, unit: str,
     return check
 
 
+def failure(results: Results, suite: str, label: str, **params: Any) -> str | None:
+    """The error of ``label``'s cell, if it was run and failed."""
+    for r in results.get(suite, []):
+        if r.label == label and r.error and all(r.params.get(k) == v
+                                                for k, v in params.items()):
+            return r.error
+    return None
+
+
 def _rate_ratio(block: int, other: str, factor: float,
-                ) -> Callable[[Results], tuple[str, bool] | None]:
+                ) -> Callable[[Results], tuple[str, bool | None] | None]:
     """shm's rows/s at ``block`` rows per block >= ``factor`` x ``other``'s."""
-    def check(results: Results) -> tuple[str, bool] | None:
+    def check(results: Results) -> tuple[str, bool | None] | None:
         mine = value(results, "throughput", SHM, "rows_s", layout=LAYOUT, block=block)
         theirs = value(results, "throughput", other, "rows_s", layout=LAYOUT, block=block)
+        for label in (SHM, other):
+            error = failure(results, "throughput", label, layout=LAYOUT, block=block)
+            if error:
+                return f"not comparable: {label} {error}", None
         if mine is None or theirs is None:
             return None
         return (f"{_si(mine)} against {_si(theirs)} rows/s: x{mine / theirs:.2f}",
@@ -138,7 +152,8 @@ def section(results: Results, s: Settings) -> str:
             rows.append(f"| {t.text} | not measured in this run | |")
         else:
             figure, met = got
-            rows.append(f"| {t.text} | {figure} | {'yes' if met else '**no**'} |")
+            verdict = "" if met is None else ("yes" if met else "**no**")
+            rows.append(f"| {t.text} | {figure.replace('|', '/')} | {verdict} |")
     how = "pinned to two CPUs (`--pin`)" if s.pin else "unpinned (processes placed by the OS)"
     return ("## Targets, with this run's figures\n\n"
             f"Generated from the tables above ({how}); a target whose suite or contenders were "

@@ -42,7 +42,8 @@ def _si(v: float) -> str:
 @dataclass(frozen=True)
 class Target:
     text: str
-    check: Callable[[Results], tuple[str, bool] | None]  # (figure, met) or None: not measured
+    # (figure, met: None when it cannot be told), or None: not measured in the run
+    check: Callable[[Results], tuple[str, bool | None] | None]
 
 
 def _at_most(suite: str, label: str, key: str, limit: float, unit: str,
@@ -53,12 +54,25 @@ def _at_most(suite: str, label: str, key: str, limit: float, unit: str,
     return check
 
 
+def failure(results: Results, suite: str, label: str, **params: Any) -> str | None:
+    """The error of ``label``'s cell, if it was run and failed."""
+    for r in results.get(suite, []):
+        if r.label == label and r.error and all(r.params.get(k) == v
+                                                for k, v in params.items()):
+            return r.error
+    return None
+
+
 def _rate_ratio(block: int, other: str, factor: float,
-                ) -> Callable[[Results], tuple[str, bool] | None]:
+                ) -> Callable[[Results], tuple[str, bool | None] | None]:
     """shm's rows/s at ``block`` rows per block >= ``factor`` x ``other``'s."""
-    def check(results: Results) -> tuple[str, bool] | None:
+    def check(results: Results) -> tuple[str, bool | None] | None:
         mine = value(results, "throughput", SHM, "rows_s", layout=LAYOUT, block=block)
         theirs = value(results, "throughput", other, "rows_s", layout=LAYOUT, block=block)
+        for label in (SHM, other):
+            error = failure(results, "throughput", label, layout=LAYOUT, block=block)
+            if error:
+                return f"not comparable: {label} {error}", None
         if mine is None or theirs is None:
             return None
         return (f"{_si(mine)} against {_si(theirs)} rows/s: x{mine / theirs:.2f}",
@@ -104,12 +118,14 @@ def _rings(key: str, ref: str, factor: float) -> Callable[[Results], tuple[str, 
 
 
 def _pipeline(num: str, den: str, factor: float,
-              ) -> Callable[[Results], tuple[str, bool] | None]:
+              ) -> Callable[[Results], tuple[str, bool | None] | None]:
     """From the ``pipeline`` suite: arrangement ``num``'s rows/s >= ``factor`` x ``den``'s."""
-    def check(results: Results) -> tuple[str, bool] | None:
-        got = {r.params.get("key"): r.values.get("rows_s")
-               for r in results.get("pipeline", []) if not r.error}
-        mine, theirs = got.get(num), got.get(den)
+    def check(results: Results) -> tuple[str, bool | None] | None:
+        rows = {r.params.get("key"): r for r in results.get("pipeline", [])}
+        for key in (num, den):
+            if key in rows and rows[key].error:
+                return f"not comparable: {rows[key].label} {rows[key].error}", None
+        mine, theirs = (rows[k].values.get("rows_s") if k in rows else None for k in (num, den))
         if not mine or not theirs:
             return None
         return (f"{_si(mine)} against {_si(theirs)} rows/s: x{mine / theirs:.2f}",
@@ -161,7 +177,8 @@ def section(results: Results, s: Settings) -> str:
             rows.append(f"| {t.text} | not measured in this run | |")
         else:
             figure, met = got
-            rows.append(f"| {t.text} | {figure} | {'yes' if met else '**no**'} |")
+            verdict = "" if met is None else ("yes" if met else "**no**")
+            rows.append(f"| {t.text} | {figure.replace('|', '/')} | {verdict} |")
     how = "pinned to two CPUs (`--pin`)" if s.pin else "unpinned (processes placed by the OS)"
     return ("## Targets, with this run's figures\n\n"
             f"Generated from the tables above ({how}); a target whose suite or contenders were "

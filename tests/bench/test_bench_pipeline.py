@@ -75,3 +75,18 @@ def test_the_report_gives_the_ratios_and_their_targets() -> None:
     assert any(line.startswith("| shmpipe all processes / bare shm pipe | x0.7 | x0.667 | "
                                ">= 0.7 | yes |") for line in lines)
     assert "one process /" not in text  # no figure, no ratio
+
+
+def test_the_targets_table_judges_the_pipeline_rows() -> None:
+    from bench import targets
+    from bench.suites import PIPELINE, QUICK, Result
+
+    def res(key: str, rate: float) -> Result:
+        return Result(PIPELINE, key, {"key": key}, {"rows_s": rate})
+
+    text = targets.section({PIPELINE: [res("procs", 80e6), res("jouled", 1e6),
+                                       Result(PIPELINE, "bare pipe", {"key": "bare"},
+                                              error="failed: why")]}, QUICK)
+    assert "joule jouled-style >= 10x | 80M against 1M rows/s: x80.00 | yes |" in text
+    assert "bare shm pipe >= 70% | not comparable: bare pipe failed: why |  |" in text
+    assert "not measured" not in text.split("pipeline (", 1)[1]

@@ -221,6 +221,8 @@ class _Jouled:
                    json.dumps(json.dumps(self.spec[m.name])), "--api-socket", API_SOCKET]
             for key, value in m.args.items():  # jouled: cmd += ["--" + arg, value]
                 cmd += ["--" + key, str(value)]
+            # as jouled: stdin /dev/null, stdout and stderr into one pipe it logs; jouled
+            # passes close_fds=False with only the child's ends inheritable, pass_fds is that
             proc = await asyncio.create_subprocess_exec(
                 *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT, env=env, pass_fds=self.fds[m.name])

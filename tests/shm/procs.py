@@ -362,10 +362,12 @@ def lock_holder(name: str, ready: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- handed-over ends
-def filter_child(inp_a: Any, out_b: Any, n: int, offset: int, took: Any, q: Any) -> None:
+def filter_child(inp_a: Any, out_b: Any, n: int, offset: int, took: Any, q: Any,
+                 checked: Any) -> None:
     """A module between two pipes, with both ends handed over by the parent: read ``n`` rows of
     A, check them, and write them to B with timestamps shifted by ``offset``. ``took`` is set
-    after the first write to B (both ends used)."""
+    after the first write to B (both ends used); the ends are closed once ``checked`` is set
+    (the parent has looked at the pipes while the child held them)."""
 
     async def main() -> dict[str, Any]:
         got = 0
@@ -383,6 +385,7 @@ def filter_child(inp_a: Any, out_b: Any, n: int, offset: int, took: Any, q: Any)
                 took.set()
                 first = False
         stats = inp_a.stats()
+        await await_event(checked, "the parent to look at the pipes")
         await inp_a.close()
         await out_b.close()
         return {"pid": os.getpid(), "a_stats": stats}

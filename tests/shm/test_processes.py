@@ -470,14 +470,15 @@ async def test_ends_passed_to_a_child_process(
     a, b = pipe_names(), pipe_names()
     n = 5 * CAP
     offset = 100
-    took = ctx(method).Event()
+    took, checked = ctx(method).Event(), ctx(method).Event()
     q = ctx(method).Queue()
     out_a = shmpipe.open_output(a, LAYOUT, 1000)
     inp_a = shmpipe.open_input(a)  # never read here
     out_b = shmpipe.open_output(b, LAYOUT, 1000)
     inp_b = shmpipe.open_input(b)
     await out_b.write(rows(0, offset))
-    p = children.start(procs.filter_child, inp_a, out_b, n, offset, took, q, method=method)
+    p = children.start(procs.filter_child, inp_a, out_b, n, offset, took, q, checked,
+                       method=method)
 
     async def feed_a() -> None:
         for i in range(0, n, 50):
@@ -491,6 +492,7 @@ async def test_ends_passed_to_a_child_process(
         with pytest.raises(PipeError):
             await out_b.write(rows(10**6, 10**6 + 1))
         assert out_a.stats()["readers"] == 1  # the child's, and no phantom of the parent's
+        checked.set()  # (the child holds its ends until now: it may be done with A already)
 
     _, res, _ = await asyncio.wait_for(asyncio.gather(feed_a(), drain_b(), check_handover()), 30)
     child = await aresult(q)

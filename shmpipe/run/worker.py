@@ -255,8 +255,10 @@ class _Prefix(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         name = _module.get(None)
-        if name is not None and not str(record.msg).startswith(f"{name}:"):
-            record.msg = f"{name}: {record.msg}"
+        if name is not None:
+            text = record.getMessage()
+            if not text.startswith(f"{name}:"):
+                record.msg, record.args = f"{name}: {text}", ()
         return True
 
 

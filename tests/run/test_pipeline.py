@@ -414,7 +414,11 @@ args = {{ path = "{out}2.npz" }}
 
 
 def test_what_a_module_logs_starts_with_its_name(
-        toml: Callable[[str], str], tmp_path: Any, capfd: Any, run_id: str) -> None:
+        toml: Callable[[str], str], tmp_path: Any, capfd: Any, caplog: Any, run_id: str) -> None:
     out = f"{tmp_path}/out.npz"
+    caplog.set_level("INFO", logger="shmpipe")  # the runner's own lines too
     assert run(toml(three(out, filter="runmods:logging_passthrough")), run_id) == 0
-    assert "filter: a warning from the module's code" in capfd.readouterr().err.splitlines()
+    lines = capfd.readouterr().err.splitlines()
+    assert "filter: a warning from the module's code" in lines
+    assert "filter: finished" in lines and "sink: finished" in lines
+    assert not [x for x in lines if x.startswith(("filter: filter:", "sink: sink:"))], lines

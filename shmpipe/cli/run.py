@@ -60,5 +60,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..run.supervisor import run as run_pipeline
 
-    return run_pipeline(pipeline, args.host, drain=args.drain, grace=args.grace,
-                        run_id=args.run_id)
+    try:
+        return run_pipeline(pipeline, args.host, drain=args.drain, grace=args.grace,
+                            run_id=args.run_id)
+    except ConfigError as e:
+        raise PipeError(str(e)) from None

@@ -173,7 +173,12 @@ class Pipeline:
                                    f"{where}.{key}")
                     setattr(m, key, table[key])
             if "exec" in table:
-                m.exec = table["exec"]
+                value = table["exec"]
+                if not (isinstance(value, str) or (isinstance(value, list) and all(
+                        isinstance(v, str) for v in value))):
+                    self._fail(f"expected a command line or an array of strings, got "
+                               f"{_kind(value)}", f"{where}.exec")
+                m.exec = value
             self.modules[name] = m
 
     # ------------------------------------------------------------------ checking
@@ -253,7 +258,56 @@ class Pipeline:
                            f"streams.{stream}")
         self._check_cycles(producers)
         self._check_processes()
+        self._check_readers(producers, consumers)
+        self._check_ports(producers, consumers)
         return codes
+
+    def _check_readers(self, producers: dict[str, list[str]],
+                       consumers: dict[str, list[str]]) -> None:
+        """A stream's shm pipe on a host has a reader slot per consuming module pipe there,
+        and on the producer's host one per other consuming host: at most MAX_READERS."""
+        from ..shm import MAX_READERS
+
+        for stream in self.streams:
+            slots: dict[str | None, int] = {}
+            remote = set()
+            for name in consumers[stream]:
+                host = self.host_of(name)
+                uses = list(self.modules[name].inputs.values()).count(stream)
+                slots[host] = slots.get(host, 0) + uses
+                if host != self.host_of(producers[stream][0]):
+                    remote.add(host)
+            home = self.host_of(producers[stream][0])
+            slots[home] = slots.get(home, 0) + len(remote)
+            worst = max(slots.values())
+            if worst > MAX_READERS:
+                self._fail(f"{worst} readers on one host: a pipe has at most {MAX_READERS}",
+                           f"streams.{stream}")
+
+    def _check_ports(self, producers: dict[str, list[str]],
+                     consumers: dict[str, list[str]]) -> None:
+        """Host h receives stream k at its port + k: no two (host, stream) pairs that travel
+        may meet on one address and port, and no port may pass 65535."""
+        taken: dict[str, str] = {}
+        order = list(self.streams)
+        for stream in order:
+            home = self.host_of(producers[stream][0])
+            for host in sorted({self.host_of(c) for c in consumers[stream]} - {home},
+                               key=str):
+                assert host is not None
+                address, _, port = self.hosts[host].rpartition(":")
+                number = int(port) + order.index(stream)
+                if number > 65535:
+                    self._fail(f"host {host} would receive stream {stream!r} on port "
+                               f"{number} (its port + {order.index(stream)}): past 65535",
+                               f"hosts.{host}")
+                where = f"{address}:{number}"
+                if where in taken:
+                    self._fail(f"host {host} would receive stream {stream!r} on {where}, where "
+                               f"{taken[where]} already is (host h receives stream k of "
+                               "[streams] at its port + k: space the hosts' ports apart)",
+                               f"hosts.{host}")
+                taken[where] = f"host {host}'s stream {stream!r}"
 
     def _load(self, spec: str) -> Code:
         return self._codes[spec] if spec in self._codes else load_code(spec)

@@ -89,6 +89,7 @@ class Supervisor:
         self.workers = [_Worker(p) for p in self.plan.processes.values()]
         self.bridges: dict[Bridge, asyncio.Task[None]] = {}
         self.stopping = False
+        self.stop_line = ""  # what every worker was last told: "stop-sources" or "stop"
         self.killing = asyncio.Event()
         self.gave_up = False
         self.forced = False
@@ -143,8 +144,9 @@ class Supervisor:
         """Stop in order: sources, drain, stop the rest, kill; a kill request cuts it short."""
         self.stopping = True
         log.info("stopping: sources first, then up to %.0f s for the rest to drain", self.drain)
+        self.stop_line = "stop-sources"
         for w in self.workers:
-            w.send("stop-sources")
+            w.send(self.stop_line)
         for b, t in self.bridges.items():
             if b.receives:
                 t.cancel()
@@ -160,8 +162,9 @@ class Supervisor:
             if step == "stop":
                 log.info("stopping: the rest did not drain within %.0f s: asking every "
                          "module to stop", self.drain)
+                self.stop_line = "stop"
                 for w in self.workers:
-                    w.send("stop")
+                    w.send(self.stop_line)
             else:
                 log.warning("stopping: killing the processes still running")
         await self._kill_all()
@@ -188,6 +191,7 @@ class Supervisor:
                 break
             if self.stopping:  # died while stopping: what it had is not run again
                 log.warning("%s: exited while stopping (%s)", w.label, _status(code))
+                await self._end_streams(w, "stopped")  # its consumers drain and end
                 break
             w.failures = w.failures + 1 if time.monotonic() - started < STABLE else 1
             policies = {self.pipeline.modules[m].restart for m in w.pending()}
@@ -227,8 +231,8 @@ class Supervisor:
             with contextlib.suppress(ConnectionError):
                 await w.process.stdin.drain()
             w.process.stdin.close()
-            if self.stopping:
-                w.send("stop-sources")
+            if self.stop_line:  # started again while stopping: told what the others were
+                w.send(self.stop_line)
             await self._read_status(w, status_r)
             return await w.process.wait()
         finally:
@@ -250,9 +254,13 @@ class Supervisor:
             transport.close()
 
     async def _give_up(self, w: _Worker) -> None:
+        """Give up a process: see :meth:`_end_streams`; the run exits 1."""
+        self.gave_up = True
+        await self._end_streams(w, "gave-up")
+
+    async def _end_streams(self, w: _Worker, event: str) -> None:
         """End the streams of a process that is not started again and release its reader
         slots, so that its consumers end and its producers never wait for it."""
-        self.gave_up = True
         for m in w.pending():
             for _pipe, end in w.proc.outputs[m].items():
                 if end.shm is not None:
@@ -262,7 +270,7 @@ class Supervisor:
                 if end.shm is not None:
                     with contextlib.suppress(PipeError):
                         await open_input(end.shm, end.layout, key=end.key).close()
-            w.done[m] = "gave-up"
+            w.done[m] = event
 
     # --------------------------------------------------------------- bridges
     async def _bridge(self, b: Bridge) -> None:

@@ -12,9 +12,11 @@ supervisor over two descriptors:
   "finished" | "gave-up" | "stopped"}`` when module M is done for good.
 
 A module that raises is logged with its traceback, an interval break is written on its
-outputs, and it is restarted after a backoff (``BACKOFF_FIRST`` doubling to
-``BACKOFF_MAX``) unless its policy says otherwise; after ``MAX_FAILURES`` failures in a row
-(a run that lasted ``STABLE`` seconds starts the count again) it is given up. Its pipe
+outputs, and it is restarted after a backoff (``BACKOFF_FIRST`` doubling) unless its policy
+says otherwise; after ``MAX_FAILURES`` failures in a row (a run that lasted ``STABLE``
+seconds starts the count again) it is given up. With ``restart = "always"`` a module that
+returns is started again, after the same backoff (up to ``BACKOFF_MAX``) when its runs
+keep returning within ``STABLE`` seconds, unless every input has ended. Its pipe
 objects stay across restarts, so a restarted consumer reads on from its unconsumed rows.
 When a module is done its outputs are closed (its consumers drain them and end) and its
 inputs are drained or released, so its producers never wait for it.
@@ -159,7 +161,8 @@ class Worker:
                 if self.orphaned and pipe.name:
                     with contextlib.suppress(PipeError):
                         unlink(pipe.name)
-            self.status.close()
+            with contextlib.suppress(OSError):  # the supervisor may be gone
+                self.status.close()
         return 1 if self.failed else 0
 
     async def module(self, name: str) -> None:
@@ -171,6 +174,7 @@ class Worker:
         subscribed = {id(p): (p, list(p.subscribers)) for p in (*inputs.values(),
                                                                  *outputs.values())}
         failures = 0
+        quick = 0  # returns in a row (restart = "always") that came within STABLE seconds
         event = "finished"
         log.info("%s: started (pid %d)", name, os.getpid())
         try:
@@ -190,10 +194,11 @@ class Worker:
                     log.info("%s: stopped", name)
                     return
                 if error is None:
-                    if m.restart != "always":
-                        log.info("%s: finished", name)
+                    if m.restart != "always" or _inputs_ended(inputs):
+                        log.info("%s: finished", name)  # ("always": nothing more can come)
                         return
                     failures = 0
+                    quick = quick + 1 if time.monotonic() - started < STABLE else 0
                 else:
                     failures = failures + 1 if time.monotonic() - started < STABLE else 1
                     log.error("%s: failed: %s", name, _describe(error), exc_info=error)
@@ -206,8 +211,8 @@ class Worker:
                 for pipe, subscribers in subscribed.values():
                     pipe.subscribers[:] = subscribers
                 await self._break(name, outputs)
-                delay = 0.0 if error is None else min(BACKOFF_MAX,
-                                                      BACKOFF_FIRST * 2 ** (failures - 1))
+                again = failures if error is not None else quick
+                delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (again - 1)) if again else 0.0
                 log.info("%s: restarting in %.1f s", name, delay)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
@@ -237,6 +242,23 @@ class Worker:
             else:
                 with contextlib.suppress(PipeError):
                     await pipe.close()
+
+
+def _inputs_ended(inputs: dict[str, Pipe]) -> bool:
+    """Whether a module has inputs and every one has ended and been consumed (running it
+    again could only meet the end again)."""
+    if not inputs:
+        return False
+    for pipe in inputs.values():
+        try:
+            pipe.read_nowait()
+        except EmptyPipeError:
+            continue
+        except PipeError:
+            return True  # a pipe that cannot be read any more: nothing more can come
+        pipe.reread_last()  # rows are still there: the next run reads them again
+        return False
+    return True
 
 
 async def _drain(pipe: Pipe) -> None:

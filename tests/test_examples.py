@@ -388,7 +388,7 @@ def test_the_pipeline_file_with_the_filter_on_a_second_host(tmp_path: Any) -> No
     a, b = free_base_port(2), free_base_port(2)
     text = edit(text, '# [hosts]', '[hosts]')
     text = edit(text, '# a = "tcp://127.0.0.1:5601"', f'a = "tcp://127.0.0.1:{a}"')
-    text = edit(text, '# b = "tcp://127.0.0.1:5602"', f'b = "tcp://127.0.0.1:{b}"')
+    text = edit(text, '# b = "tcp://127.0.0.1:5611"', f'b = "tcp://127.0.0.1:{b}"')
     text = edit(text, '# host = "b"', 'host = "b"')
     path = tmp_path / "pipeline.toml"
     path.write_text(text)
@@ -436,3 +436,16 @@ def test_the_local_demo_runs() -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "received 1000 rows in 2 intervals through 2 LocalPipes"
+
+
+def test_the_pipeline_files_host_lines_as_written_pass_the_check() -> None:
+    """Uncommenting the [hosts] block as written gives ports that do not meet."""
+    pytest.importorskip("zmq", reason="pipelines with [hosts] need pyzmq: pip install -e '.[net]'")
+    path = os.path.join(ROOT, "examples", "pipeline.toml")
+    with open(path) as f:
+        text = f.read()
+    for line in ('# [hosts]', '# a = "tcp://127.0.0.1:5601"', '# b = "tcp://127.0.0.1:5611"',
+                 '# host = "b"'):
+        assert line in text
+        text = text.replace(line, line[2:])
+    shmpipe.Pipeline.loads(text, path).check("b")

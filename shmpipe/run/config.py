@@ -271,7 +271,7 @@ class Pipeline:
         for stream in self.streams:
             slots: dict[str | None, int] = {}
             remote = set()
-            for name in consumers[stream]:
+            for name in set(consumers[stream]):  # (listed once per pipe reading it)
                 host = self.host_of(name)
                 uses = list(self.modules[name].inputs.values()).count(stream)
                 slots[host] = slots.get(host, 0) + uses

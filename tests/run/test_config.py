@@ -178,3 +178,49 @@ def test_a_one_host_pipeline_is_checked_without_importing_zmq(toml: Callable[[st
     out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True,
                          cwd=HERE, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize(("value", "kind"), [("5", "an integer"), ("{ prog = 1 }", "a table"),
+                                             ('["prog", 1]', "an array")])
+def test_exec_must_be_a_command_line_or_words(toml: Callable[[str], str], value: str,
+                                              kind: str) -> None:
+    text = GOOD.replace('code = "runmods:passthrough"', f"exec = {value}")
+    e = refused(toml, text)
+    assert e.key == "modules.filter.exec" and e.line == 11
+    assert e.reason == f"expected a command line or an array of strings, got {kind}"
+
+
+TWO_HOSTS = """\
+[hosts]
+a = "tcp://127.0.0.1:PORT_A"
+b = "tcp://127.0.0.1:PORT_B"
+""" + GOOD.replace('outputs = { output = "filtered" }',
+                   'outputs = { output = "filtered" }\nhost = "b"')
+
+
+def two_hosts(a: int, b: int) -> str:
+    return TWO_HOSTS.replace("PORT_A", str(a)).replace("PORT_B", str(b))
+
+
+def test_hosts_whose_stream_ports_meet_are_refused(toml: Callable[[str], str]) -> None:
+    pytest.importorskip("zmq", reason="pipelines with [hosts] need pyzmq: pip install -e '.[net]'")
+    # b receives raw (stream 0) at 5601; a receives filtered (stream 1) at 5600 + 1
+    e = refused(toml, two_hosts(5600, 5601))
+    assert e.key == "hosts.a" and e.line == 2
+    assert "would receive stream 'filtered' on tcp://127.0.0.1:5601, where host b's stream " \
+           "'raw' already is" in e.reason
+    Pipeline.load(toml(two_hosts(5600, 5700))).check()  # apart: fine
+    e = refused(toml, two_hosts(65535, 5700))
+    assert "on port 65536 (its port + 1): past 65535" in e.reason
+
+
+def test_more_readers_than_a_pipe_has_slots_are_refused(toml: Callable[[str], str]) -> None:
+    sinks = "".join(f"""
+[modules.sink{k}]
+code = "runmods:collect"
+inputs = {{ input = "filtered" }}
+args = {{ path = "/nonexistent" }}
+""" for k in range(64))
+    e = refused(toml, GOOD + sinks)
+    assert e.key == "streams.filtered" and e.reason == (
+        "65 readers on one host: a pipe has at most 64")

@@ -460,9 +460,15 @@ def line_of(text: str, key: str) -> int | None:
         rest = parts[len(current):] if parts[:len(current)] == current else None
         if not rest:
             continue
-        m = re.match(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=", line)
-        if m and m.group(1).strip('"').strip("'") == rest[0]:
-            if len(rest) == 1 or re.search(rf"[{{,\s]{re.escape(rest[1])}\s*=", line):
+        m = re.match(r"^\s*([A-Za-z0-9_\-\"'. ]+?)\s*=", line)
+        if not m:
+            continue
+        dotted = [p.strip().strip('"').strip("'") for p in m.group(1).split(".")]
+        if dotted[:len(rest)] == rest:  # `a.b = ...` defines table a (and key a.b)
+            return i
+        if dotted == rest[:len(dotted)]:  # `a = ...`, `a.b = ...`: the key or its table
+            inner = rest[len(dotted):]
+            if not inner or re.search(rf"[{{,\s]{re.escape(inner[0])}\s*=", line):
                 return i
             best = i
     return best

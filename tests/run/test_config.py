@@ -224,3 +224,16 @@ args = {{ path = "/nonexistent" }}
     e = refused(toml, GOOD + sinks)
     assert e.key == "streams.filtered" and e.reason == (
         "65 readers on one host: a pipe has at most 64")
+
+
+def test_dotted_keys_get_their_line() -> None:
+    from shmpipe.run.config import line_of
+
+    text = ('modules.s.code = "x:y"\nmodules.s.restart = "sometimes"\n[streams]\n'
+            '[modules.t]\ncode = "x:y"\noutputs.output = "nope"\ninputs = { a = "raw" }\n')
+    assert line_of(text, "modules.s.restart") == 2
+    assert line_of(text, "modules.t.outputs.output") == 6
+    assert line_of(text, "modules.t.outputs") == 6
+    assert line_of(text, "modules.t.inputs.a") == 7
+    assert line_of(text, "modules.t.code") == 5
+    assert line_of(text, "modules.t") == 4

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-bench_cli = pytest.importorskip("bench.cli")
+bench_cli = pytest.importorskip("bench.cli",
+                                reason="the benchmarks live in the source tree (bench/)")
 
 
 def test_a_quick_run_writes_to_its_own_folder_and_says_where(

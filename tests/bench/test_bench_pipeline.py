@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-pytest.importorskip("joule.client")
+pytest.importorskip("joule.client", reason="the pipeline suite runs Joule module classes: "
+                                          "pip install -e '.[test]'")
 
 from bench import pipeline
 from bench.harness import Failed

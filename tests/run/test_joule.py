@@ -34,7 +34,8 @@ from shmpipe.run.joule import (
 )
 
 joule = pytest.importorskip("joule", reason="the joule package (1.0.1) is not installed")
-scipy_signal = pytest.importorskip("scipy.signal")
+scipy_signal = pytest.importorskip("scipy.signal", reason="the reference median needs scipy "
+                                   "(installed with joule: pip install -e '.[test]')")
 
 from joule.client import (  # noqa: E402
     CompositeModule,

@@ -25,7 +25,6 @@ import asyncio
 import collections
 import contextlib
 import datetime
-import inspect
 import json
 import logging
 import numbers
@@ -37,6 +36,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .. import EmptyPipeError, InputPipe, OutputPipe, Pipe, reader_factory, writer_factory
+from .module import run_all, run_until_stopped
 
 log = logging.getLogger("shmpipe")
 
@@ -226,7 +226,7 @@ async def run_joule_class(cls: type, args: Mapping[str, Any], inputs: Mapping[st
     module.parsed_args = parsed
     module.stop_requested = False
     body = _joule_body(client, module, parsed, dict(inputs), dict(outputs), name)
-    await _run_until_stopped(body, module.stop, stop, name=name, grace=grace)
+    await run_until_stopped(body, module.stop, stop, name=name, grace=grace)
 
 
 def _joule_body(client: Any, module: Any, parsed: argparse.Namespace, inputs: dict[str, Pipe],
@@ -255,77 +255,11 @@ def _joule_body(client: Any, module: Any, parsed: argparse.Namespace, inputs: di
 
         async def composite() -> None:
             parts = await module.setup(parsed, inputs, outputs)
-            await _all(parts, name)
+            await run_all(parts, name)
 
         return composite()
     raise ModuleConfigError(f"{name}: {type(module).__qualname__} is a Joule BaseModule but "
                             "not a ReaderModule, FilterModule or CompositeModule")
-
-
-async def _until_empty(part: Awaitable[Any], name: str) -> None:
-    """Await ``part``; an EmptyPipeError (an input ended and is drained) ends it normally."""
-    try:
-        await part
-    except EmptyPipeError:
-        log.debug("%s: an input ended", name)
-
-
-async def _all(parts: Iterable[Awaitable[Any]], name: str) -> None:
-    """Run the awaitables a CompositeModule's setup returned until all have ended; the first
-    exception propagates once the others are cancelled (asyncio.gather would leave them
-    running)."""
-    tasks = [asyncio.ensure_future(_until_empty(p, name)) for p in parts]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
-
-
-async def _run_until_stopped(body: Awaitable[None], request_stop: Callable[[], Any],
-                             stop: asyncio.Event, *, name: str, grace: float) -> None:
-    """Run ``body`` to its end; once ``stop`` is set, call ``request_stop()`` and cancel
-    ``body`` if it runs on ``grace`` s later (see :func:`run_joule_class`)."""
-    task = asyncio.ensure_future(_until_empty(body, name))
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            log.info("%s: stop requested", name)
-            requested = request_stop()
-            if inspect.isawaitable(requested):  # Joule's stop() is plain; an async one works
-                await requested
-            await asyncio.wait({task}, timeout=grace)
-            if not task.done():
-                log.warning("%s: still running %g s after stop(): cancelled", name, grace)
-                await _cancel(task, name, grace)
-        if not task.cancelled():
-            task.result()  # the module's exception, if any
-    finally:
-        stopped.cancel()
-        await _cancel(task, name, grace)
-
-
-async def _cancel(task: asyncio.Future[Any], name: str, grace: float) -> None:
-    """Cancel ``task`` until it has ended (a task may swallow a cancellation), waiting
-    ``grace`` s between attempts; then re-raise a cancellation this caller received."""
-    interrupted = False
-    attempts = 0
-    while not task.done():
-        if attempts:
-            log.warning("%s: still running %g s after a cancel: cancelling again", name, grace)
-        attempts += 1
-        task.cancel()
-        try:
-            await asyncio.wait({task}, timeout=grace)
-        except asyncio.CancelledError:
-            interrupted = True
-    if not task.cancelled():
-        task.exception()  # retrieved: the caller reads it from task.result() if it wants it
-    if interrupted:
-        raise asyncio.CancelledError
 
 
 # ------------------------------------------------------------------------------ executables

@@ -22,17 +22,19 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
-import contextlib
 import contextvars
 import importlib
 import inspect
+import logging
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EmptyPipeError
 from ..pipe import Pipe
+
+log = logging.getLogger("shmpipe")
 
 STOP_TIMEOUT = 2.0  # seconds between a stop request and the cancellation of a module
 EXEC_GRACE = 3.0  # at least this between SIGTERM and SIGKILL for an executable (Joule cancels
@@ -319,8 +321,7 @@ async def run_module(code: Code, args: Mapping[str, Any], inputs: dict[str, Pipe
     if code.kind == "joule-class":
         from .joule import run_joule_class
 
-        await _finished(run_joule_class(code.target, args, inputs, outputs, stop, name=name,
-                                        grace=grace))
+        await run_joule_class(code.target, args, inputs, outputs, stop, name=name, grace=grace)
         return
     if code.kind == "exec":
         from .joule import run_executable
@@ -329,21 +330,21 @@ async def run_module(code: Code, args: Mapping[str, Any], inputs: dict[str, Pipe
                              grace=max(grace, EXEC_GRACE))
         return
     if code.kind == "function":
-        token = _stop.set(stop)
+        token = _stop.set(stop)  # the module's task is made with it: its stop_event()
         try:
-            task = asyncio.ensure_future(code.target(inputs, outputs, **args))
+            await run_until_stopped(code.target(inputs, outputs, **args), lambda: None, stop,
+                                    name=name, grace=grace)
         finally:
             _stop.reset(token)
-        await _supervise(task, stop, grace, None)
         return
     instance: BaseModule = code.target()
     parsed = parse_args(instance, args, name)
-    await _supervise(asyncio.ensure_future(_run_class(instance, parsed, inputs, outputs)),
-                     stop, grace, instance.stop)
+    await run_until_stopped(_run_class(instance, parsed, inputs, outputs, name), instance.stop,
+                            stop, name=name, grace=grace)
 
 
 async def _run_class(module: BaseModule, parsed: argparse.Namespace,
-                     inputs: dict[str, Pipe], outputs: dict[str, Pipe]) -> None:
+                     inputs: dict[str, Pipe], outputs: dict[str, Pipe], name: str) -> None:
     if isinstance(module, ReaderModule):
         if len(outputs) != 1 or inputs:
             raise ModuleError(f"a ReaderModule has one output and no input, got inputs "
@@ -355,42 +356,76 @@ async def _run_class(module: BaseModule, parsed: argparse.Namespace,
         await module.setup(parsed, None, inputs, outputs)
         await module.run(parsed, inputs, outputs)
     elif isinstance(module, CompositeModule):
-        coros = await module.setup(parsed, inputs, outputs)
-        await asyncio.gather(*coros)
+        await run_all(await module.setup(parsed, inputs, outputs), name)
     else:  # pragma: no cover (load_code admits only these)
         raise ModuleError(f"{type(module).__name__} is not a module class")
 
 
-async def _finished(aw: Any) -> None:
-    """Await ``aw``; an input that ended (EmptyPipeError) is a normal end."""
-    with contextlib.suppress(EmptyPipeError):
-        await aw
-
-
-async def _supervise(task: asyncio.Future[Any], stop: asyncio.Event, grace: float,
-                     on_stop: Callable[[], None] | None) -> None:
-    """Await the module's task; on ``stop``: call ``on_stop``, then cancel the task after
-    ``grace`` seconds. EmptyPipeError from the module is a normal end."""
-    stopper = asyncio.ensure_future(stop.wait())
+async def until_empty(part: Awaitable[Any], name: str) -> None:
+    """Await ``part``; an EmptyPipeError (an input ended and is drained) ends it normally."""
     try:
-        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if task not in done:
-            if on_stop is not None:
-                on_stop()
-            done, _ = await asyncio.wait({task}, timeout=grace)
-            if task not in done:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                return
-        with contextlib.suppress(EmptyPipeError):
-            task.result()
+        await part
+    except EmptyPipeError:
+        log.debug("%s: an input ended", name)
+
+
+async def run_all(parts: Iterable[Awaitable[Any]], name: str) -> None:
+    """Run the awaitables a CompositeModule's setup returned until all have ended; the first
+    exception propagates once the others are cancelled (asyncio.gather would leave them
+    running)."""
+    tasks = [asyncio.ensure_future(until_empty(p, name)) for p in parts]
+    try:
+        await asyncio.gather(*tasks)
     finally:
-        stopper.cancel()
-        if not task.done():  # we were cancelled: so is the module
+        for task in tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            await asyncio.wait(tasks)
+
+
+async def run_until_stopped(body: Awaitable[None], request_stop: Callable[[], Any],
+                             stop: asyncio.Event, *, name: str, grace: float) -> None:
+    """Run ``body`` to its end; once ``stop`` is set, call ``request_stop()`` and cancel
+    ``body`` if it runs on ``grace`` s later (a module's stop request; see :func:`run_module`)."""
+    task = asyncio.ensure_future(until_empty(body, name))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            log.info("%s: stop requested", name)
+            requested = request_stop()
+            if inspect.isawaitable(requested):  # Joule's stop() is plain; an async one works
+                await requested
+            await asyncio.wait({task}, timeout=grace)
+            if not task.done():
+                log.warning("%s: still running %g s after stop(): cancelled", name, grace)
+                await cancel_task(task, name, grace)
+        if not task.cancelled():
+            task.result()  # the module's exception, if any
+    finally:
+        stopped.cancel()
+        await cancel_task(task, name, grace)
+
+
+async def cancel_task(task: asyncio.Future[Any], name: str, grace: float) -> None:
+    """Cancel ``task`` until it has ended (a task may swallow a cancellation), waiting
+    ``grace`` s between attempts; then re-raise a cancellation this caller received."""
+    interrupted = False
+    attempts = 0
+    while not task.done():
+        if attempts:
+            log.warning("%s: still running %g s after a cancel: cancelling again", name, grace)
+        attempts += 1
+        task.cancel()
+        try:
+            await asyncio.wait({task}, timeout=grace)
+        except asyncio.CancelledError:
+            interrupted = True
+    if not task.cancelled():
+        task.exception()  # retrieved: the caller reads it from task.result() if it wants it
+    if interrupted:
+        raise asyncio.CancelledError
+
 
 
 def exec_argv(command: str | Sequence[str]) -> tuple[str, ...]:

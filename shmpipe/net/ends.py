@@ -60,7 +60,7 @@ _WARN_FIRST = 10  # log the first warnings of each end, then one in a thousand
 # calls on the hot path
 _POLLIN, _POLLOUT, _NOBLOCK, _EVENTS = (int(zmq.POLLIN), int(zmq.POLLOUT), int(zmq.NOBLOCK),
                                         int(zmq.EVENTS))
-_MORE, _RCVMORE = int(zmq.SNDMORE) | _NOBLOCK, int(zmq.RCVMORE)
+_MORE = int(zmq.SNDMORE) | _NOBLOCK
 _send = zmq.backend.Socket.send
 _recv = zmq.backend.Socket.recv
 _get = zmq.backend.Socket.get
@@ -75,10 +75,13 @@ def _send_parts(sock: Any, parts: list[Any], copy: bool = True) -> None:
 
 
 def _recv_parts(sock: Any) -> list[Any]:
-    """Receive one multipart message that is there (frames, not copied)."""
-    parts = [_recv(sock, _NOBLOCK, False)]
-    while _get(sock, _RCVMORE):
-        parts.append(_recv(sock, _NOBLOCK, False))
+    """Receive one multipart message that is there (frames, not copied; pyzmq sets each
+    frame's ``more`` from ZMQ_RCVMORE)."""
+    part = _recv(sock, _NOBLOCK, False)
+    parts = [part]
+    while part.more:
+        part = _recv(sock, _NOBLOCK, False)
+        parts.append(part)
     return parts
 
 
@@ -321,6 +324,16 @@ class NetInputPipe(InputPipe):
             news |= self._take(_recv_parts(sock))
 
     def _take(self, msg: list[Any]) -> bool:
+        if len(msg) == 3:  # the common case: rows of the current writer, in order
+            n = self._core.receive_rows(msg[1].bytes, len(msg[2]))
+            if n >= 0:
+                self._peer = msg[0].bytes  # (a writer that reconnected has a new one)
+                if n:
+                    rows = np.frombuffer(msg[2], self.dtype)  # the frame's buffer: no copy
+                    rows.flags.writeable = False
+                    self._blocks.append((self._written, rows))
+                    self._written += n
+                return n > 0
         body = msg[1:]
         v = self._core.receive([len(f) for f in body], body[0].buffer if body else None)
         if v.warning:
@@ -462,7 +475,8 @@ class NetOutputPipe(OutputPipe):
 
     ``write`` sends each block as one message (blocks over half the reader's window as
     several), after copying it once into ZeroMQ (rows the pipe made itself, such as a cache
-    flush or a converted 2-D array, are sent without that copy). It waits for credit: the
+    flush or a converted 2-D array, are sent without that copy); :meth:`lend` sends the
+    caller's rows without that copy and says when they may be changed. It waits for credit: the
     reader grants ``window`` bytes and takes them back as its rows are consumed, so a slow
     reader slows the writer and nothing is dropped. Waiting has a bound: ``timeout`` seconds
     (None: no bound) without any answer from a reader raise PipeError (a reader that answers
@@ -499,6 +513,8 @@ class NetOutputPipe(OutputPipe):
         self._core = frames.Writer(layout)
         self._waiter: asyncio.Future[None] | None = None
         self._owned: np.ndarray | None = None
+        self._lent = 0  # messages lent to ZeroMQ and not given back
+        self._idle: asyncio.Future[None] | None = None
         self._end_on_close = True
         self._last_heard = time.monotonic()
         self._warn = _Warnings(self.name or endpoint)
@@ -588,22 +604,33 @@ class NetOutputPipe(OutputPipe):
         self._check_refused()
         return bool(events & _POLLOUT) and self._core.may_send(nbytes)
 
-    def _put(self, rows: np.ndarray | None, flags: int, copy: bool = True) -> int:
+    def _put(self, rows: np.ndarray | None, flags: int, copy: bool = True,
+             loan: _Loan | None = None) -> int:
         """Send one DATA message (the socket and the credit were checked just before).
-        ``copy=False`` lends ZeroMQ the rows' memory (rows nobody else may change)."""
+        ``copy=False`` lends ZeroMQ the rows' memory (rows nobody else may change); with a
+        ``loan``, that loan learns when ZeroMQ lets go of them."""
         core = self._core
         n = 0 if rows is None else len(rows)
         header = core.data(n, flags)
         payload: Any = b""
         if rows is not None and n:
             if not rows.flags.c_contiguous:
-                rows, copy = np.ascontiguousarray(rows), False
-            payload = rows.view(np.uint8).data
+                rows, copy, loan = np.ascontiguousarray(rows), False, None
+            if loan is not None and rows.nbytes >= _COPY_THRESHOLD:
+                # pyzmq holds the last reference to this view until ZeroMQ frees the
+                # message; its finalizer then tells the loan (from pyzmq's gc thread)
+                payload = rows.view(np.uint8)
+                loan.watch(payload)
+                copy = False
+            else:  # pyzmq copies small frames whatever ``copy`` says
+                payload = rows.view(np.uint8).data
         try:
             _send(self._link.sock, header, _MORE)
             _send(self._link.sock, payload, _NOBLOCK, copy)
         except zmq.ZMQError as e:
             raise PipeError(f"pipe {self.name!r}: send failed: {e.strerror}") from None
+        finally:
+            del payload  # ZeroMQ holds the rows now, or nothing does
         return core.sent(n)
 
     # ----------------------------------------------------------------- transport hooks
@@ -619,7 +646,8 @@ class NetOutputPipe(OutputPipe):
             self._owned = rows  # the cache is replaced: the transport may keep these rows
         return rows
 
-    async def _send_rows(self, rows: np.ndarray | None, flags: int) -> None:
+    async def _send_rows(self, rows: np.ndarray | None, flags: int,
+                         loan: _Loan | None = None) -> None:
         self._check_refused()
         core = self._core
         if rows is None or len(rows) == 0:
@@ -627,7 +655,7 @@ class NetOutputPipe(OutputPipe):
                 await self._room(0)
             self._put(None, flags)
             return
-        copy = rows is not self._owned
+        copy = rows is not self._owned and loan is None
         i = 0
         while i < len(rows):
             if core.window == 0:
@@ -638,7 +666,7 @@ class NetOutputPipe(OutputPipe):
                 await self._room(k * core.itemsize)
                 continue
             last = i + k == len(rows)
-            self._put(rows[i : i + k], flags if last else 0, copy)
+            self._put(rows[i : i + k], flags if last else 0, copy, loan)
             i += k
 
     async def _write_rows(self, rows: np.ndarray) -> None:
@@ -671,6 +699,49 @@ class NetOutputPipe(OutputPipe):
             return
         self._check_nowait()
         self._put(None, frames.BREAK)
+
+    async def lend(self, data: Any) -> asyncio.Future[None]:
+        """Write ``data`` as :meth:`write` does, but let ZeroMQ send the rows from their own
+        memory instead of copying them first (blocks of 64 KiB and more; pyzmq copies
+        smaller ones anyway). Returns a future that completes once ZeroMQ holds none of
+        that memory any more: the rows went to the kernel, or were dropped with the
+        connection or at ``close``. Until then the caller must not change ``data`` (reading
+        it, or lending it again, is fine). Rows that had to be converted (a 2-D array, a
+        list, a non-contiguous array) are lent as that conversion, which nobody else holds.
+
+        Waits for credit and raises as :meth:`write`. The future is not done while the
+        event loop is not running. A cancelled lend may have sent a prefix of the block:
+        :meth:`released` waits until ZeroMQ let go of every row lent by this pipe.
+        """
+        self._check_writable()
+        loop = asyncio.get_running_loop()
+        rows = self._prepare(data)
+        loan = _Loan(self, loop)
+        if rows is not None:
+            await self.flush_cache()  # rows written before go first
+            for pipe in self.subscribers:
+                await pipe.write(rows)
+            try:
+                await self._send_rows(rows, 0, loan)
+            finally:
+                loan.sealed()
+            self._note_written(rows)
+        else:
+            loan.sealed()
+        return loan.future
+
+    async def released(self) -> None:
+        """Wait until ZeroMQ holds no rows lent by this pipe (see :meth:`lend`); at once if
+        none are lent. Cancelling the wait changes nothing."""
+        while self._lent:
+            loop = asyncio.get_running_loop()
+            self._idle = fut = loop.create_future()
+            await fut
+
+    def _lent_back(self, pieces: int) -> None:
+        self._lent -= pieces
+        if not self._lent and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
 
     async def disconnect(self) -> None:
         """Close without ending the stream: rows written are sent first as by ``close``, but
@@ -739,3 +810,47 @@ class NetOutputPipe(OutputPipe):
 def _settle(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+_COPY_THRESHOLD = int(zmq.COPY_THRESHOLD)  # pyzmq copies frames smaller than this
+
+
+class _Loan:
+    """The rows of one :meth:`NetOutputPipe.lend`: counts the messages ZeroMQ still holds
+    and completes ``future`` when the last one is given back after the lend sent its last
+    message. Given-back signals come from any thread and are handled on the loop."""
+
+    __slots__ = ("done_sending", "future", "held", "loop", "pipe")
+
+    def __init__(self, pipe: NetOutputPipe, loop: asyncio.AbstractEventLoop) -> None:
+        self.pipe = pipe
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.held = 0
+        self.done_sending = False
+
+    def watch(self, payload: np.ndarray) -> None:
+        """Count ``payload`` as held until it is garbage (pyzmq drops it once ZeroMQ frees
+        the message, in its gc thread; or at once if the send fails)."""
+        self.held += 1
+        self.pipe._lent += 1
+        fin = weakref.finalize(payload, _given_back, self.loop, self)
+        fin.atexit = False
+
+    def back(self) -> None:
+        self.held -= 1
+        self.pipe._lent_back(1)
+        self._settle()
+
+    def sealed(self) -> None:
+        self.done_sending = True
+        self._settle()
+
+    def _settle(self) -> None:
+        if self.done_sending and not self.held and not self.future.done():
+            self.future.set_result(None)
+
+
+def _given_back(loop: asyncio.AbstractEventLoop, loan: _Loan) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(loan.back)

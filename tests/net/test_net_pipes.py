@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -200,6 +201,64 @@ async def test_a_write_modified_after_it_returns_is_received_as_written() -> Non
     data, _ = await drain(inp)
     np.testing.assert_array_equal(data, expected)
     await inp.close()
+
+
+async def test_lent_rows_arrive_exactly_and_each_loan_ends(endpoint: str) -> None:
+    inp = NetInputPipe(endpoint, LAYOUT, window=2**20)
+    out = NetOutputPipe(endpoint, LAYOUT)
+    big, small = rows(0, 100_000), rows(100_000, 3)  # 1.6 MB, split to the window; 48 bytes
+    task = asyncio.create_task(drain(inp))
+    loans = [await out.lend(big)]
+    await out.close_interval()
+    loans.append(await out.lend(small))
+    loans.append(await out.lend(np.array([[100_003, 1.0, 2.0]])))  # converted, then lent
+    loans.append(await out.lend(np.empty(0, DTYPE)))  # nothing to lend: done at once
+    assert loans[-1].done()
+    await asyncio.wait_for(asyncio.gather(*loans), 10)
+    await out.released()
+    big["data"] = -1  # given back: the caller may change its rows now
+    await out.close()
+    data, reads = await task
+    expected = np.concatenate([rows(0, 100_000), small, np.array([(100_003, (1.0, 2.0))], DTYPE)])
+    np.testing.assert_array_equal(data, expected)
+    assert sum(n for n, _ in reads[: [e for _, e in reads].index(True) + 1]) == 100_000
+    await inp.close()
+
+
+async def test_lent_rows_stay_lent_until_zeromq_lets_go_of_them() -> None:
+    with socket.socket() as listener:  # accepts but never speaks ZeroMQ: nothing is sent
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        out = NetOutputPipe(f"tcp://127.0.0.1:{listener.getsockname()[1]}", LAYOUT,
+                            timeout=0.3, heartbeat=0.1)
+        # credit, as if a reader had answered: the message goes into ZeroMQ's queue
+        out._core.on_reply([fr.HEADER_SIZE], fr.encode(fr.Header(
+            fr.Kind.ACK, 0, LAYOUT, out._core.session, 7, 0, 0, 0, 2**24)))
+        block = rows(0, 10_000)  # 160 kB: lent, not copied
+        loan = await out.lend(block)
+        await asyncio.sleep(0.2)  # (nothing can give it back: look a while that it is not)
+        assert not loan.done()
+        waiting = asyncio.create_task(out.released())
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        with pytest.raises(PipeError, match="did not confirm"):
+            await out.close()  # the socket closes: ZeroMQ drops the message and lets go
+        await asyncio.wait_for(loan, 5)
+        await asyncio.wait_for(waiting, 5)
+
+
+async def test_bad_rows_to_lend_are_refused_and_the_pipe_stays_usable() -> None:
+    inp = NetInputPipe("tcp://127.0.0.1:*", LAYOUT)
+    out = NetOutputPipe(inp.endpoint, LAYOUT)
+    with pytest.raises(PipeError, match="expected"):
+        await out.lend(np.zeros((3, 7)))
+    await asyncio.wait_for(await out.lend(rows(0, 5)), 10)
+    await out.close()
+    data, _ = await drain(inp)
+    np.testing.assert_array_equal(data, rows(0, 5))
+    await inp.close()
+    with pytest.raises(PipeError, match="closed pipe"):
+        await out.lend(rows(5, 1))
 
 
 async def test_reads_are_read_only_views(endpoint: str) -> None:

@@ -8,7 +8,15 @@ from bench.contenders.iceoryx import Iceoryx
 from bench.contenders.joule import JouleLocal, JoulePipe
 from bench.contenders.limits import BareShm, Memcpy
 from bench.contenders.mpq import MpPipe, MpQueue
-from bench.contenders.net import NetBridge, NetIpc, NetTcp, ZmqTcp
+from bench.contenders.net import (
+    NetBridge,
+    NetIpc,
+    NetIpcLend,
+    NetTcp,
+    NetTcpLend,
+    ZmqAsyncTcp,
+    ZmqTcp,
+)
 from bench.contenders.ospipe import OsPipe, PipeFloor
 from bench.contenders.shm import (
     ShmBusyPoll,
@@ -37,8 +45,11 @@ ALL: list[type[Channel]] = [
     FasterFifo,
     Zmq,
     ZmqTcp,
+    ZmqAsyncTcp,
     NetTcp,
     NetIpc,
+    NetTcpLend,
+    NetIpcLend,
     NetBridge,
     Iceoryx,
     Memcpy,

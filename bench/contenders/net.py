@@ -1,8 +1,10 @@
-"""shmpipe's network pipes (ZeroMQ) over loopback TCP and ``ipc://``, raw pyzmq over TCP for
-comparison (the ipc one is in ``zeromq.py``), and the bridge: shm -> tcp -> shm."""
+"""shmpipe's network pipes (ZeroMQ) over loopback TCP and ``ipc://``, writing (a copy into
+ZeroMQ) and lending (none); raw pyzmq over TCP, blocking and asyncio, for comparison (the ipc
+one is in ``zeromq.py``); and the bridge: shm -> tcp -> shm."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import socket
@@ -11,9 +13,11 @@ import sys
 import tempfile
 from typing import Any
 
-from bench.contenders.base import IDLE, LATENCY, THROUGHPUT, Channel, End, unique
+import numpy as np
+
+from bench.contenders.base import IDLE, LATENCY, THROUGHPUT, Channel, End, byte_view, unique
 from bench.contenders.shm import _import_shmpipe, _reader, _writer
-from bench.contenders.zeromq import Zmq
+from bench.contenders.zeromq import Zmq, _shut
 from bench.harness import describe
 
 _ports: set[int] = set()
@@ -81,6 +85,35 @@ class NetIpc(NetTcp):
         for name in os.listdir(self.dir):
             os.unlink(os.path.join(self.dir, name))
         os.rmdir(self.dir)
+
+
+class _LendingWriter(End):
+    """``await out.lend(block)``: the block goes to ZeroMQ without a copy, as pyzmq's
+    ``copy=False``; the block never changes, so the loan is not waited for."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.send, self.close = pipe.lend, pipe.close
+
+
+class NetTcpLend(NetTcp):
+    """``NetOutputPipe.lend(block)``: rows sent from the caller's memory, as raw pyzmq's
+    ``send(copy=False)`` sends them."""
+
+    label = "shmpipe net (tcp, lend)"
+    suites = frozenset({THROUGHPUT})
+
+    def sender(self) -> End:
+        from shmpipe.net import NetOutputPipe
+
+        return _LendingWriter(NetOutputPipe(self.endpoint, self.layout))
+
+
+class NetIpcLend(NetIpc):
+    label = "shmpipe net (ipc, lend)"
+    suites = frozenset({THROUGHPUT})
+
+    def sender(self) -> End:
+        return NetTcpLend.sender(self)  # type: ignore[arg-type]
 
 
 class ZmqTcp(Zmq):
@@ -184,3 +217,62 @@ class NetBridge(Channel):
         for name in (self.a, self.b):
             with contextlib.suppress(Exception):
                 shmpipe.unlink(name)
+
+
+class _AsyncWriter(End):
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+
+    async def send(self, block: np.ndarray) -> None:
+        await self.sock.send(byte_view(block), copy=False)
+
+    async def close(self) -> None:
+        await self.sock.send(b"")
+        atexit.register(_shut, self.sock)
+
+
+class _AsyncReader(End):
+    def __init__(self, sock: Any, dtype: np.dtype) -> None:
+        self.sock = sock
+        self.dtype = dtype
+
+    async def recv(self) -> np.ndarray:
+        frame = await self.sock.recv(copy=False)
+        if not len(frame):
+            raise EOFError
+        return np.frombuffer(frame.buffer, self.dtype)
+
+    def release(self, n: int) -> None:
+        pass
+
+    async def close(self) -> None:
+        self.sock.close(linger=0)
+        self.sock.context.term()
+
+
+class ZmqAsyncTcp(ZmqTcp):
+    """pyzmq's asyncio sockets (``zmq.asyncio``), PUSH/PULL over loopback TCP: what an
+    event loop adds to raw pyzmq, with no framing or flow control of ours."""
+
+    label = "pyzmq asyncio PUSH/PULL tcp"
+    is_async = True
+
+    def _socket(self, kind: str) -> Any:
+        import zmq
+        import zmq.asyncio
+
+        sock = zmq.asyncio.Context().socket(getattr(zmq, kind))
+        hwm = max(1, self.slots() // 2)
+        sock.setsockopt(zmq.SNDHWM, hwm)
+        sock.setsockopt(zmq.RCVHWM, hwm)
+        return sock
+
+    def sender(self) -> End:
+        sock = self._socket("PUSH")
+        sock.bind(self.addr)
+        return _AsyncWriter(sock)
+
+    def receiver(self) -> End:
+        sock = self._socket("PULL")
+        sock.connect(self.addr)
+        return _AsyncReader(sock, self.dtype)

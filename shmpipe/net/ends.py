@@ -45,6 +45,7 @@ from ..buffer import Span
 from ..errors import PipeError
 from ..layout import compute_dtype, concat
 from ..pipe import InputPipe, OutputPipe, Pipe
+from ..shm.input import SPIN_MAX
 from . import frames
 from .endpoint import normalise
 from .keys import Curve, ZapHandler
@@ -54,6 +55,9 @@ log = logging.getLogger("shmpipe")
 DEFAULT_WINDOW = 16 * 2**20
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_HEARTBEAT = 1.0
+# a waiting read polls (at most SPIN_MAX, as shared-memory readers) while news usually comes
+# within this: a network hop takes longer than a shared-memory one
+SPIN_WHEN = 500e-6
 MERGE_BYTES = 64 * 2**10  # small received messages are joined into one read up to this size
 _WARN_FIRST = 10  # log the first warnings of each end, then one in a thousand
 # plain ints, and pyzmq's backend methods: its flag enums and the sugar layer cost Python
@@ -247,6 +251,13 @@ class NetInputPipe(InputPipe):
     closes; then reads drain the rows left and raise EmptyPipeError. Raises PipeError at
     construction for a bad endpoint, an address in use or bad keys.
 
+    Waiting: while news keeps coming within 500 µs of a read finding none, a waiting read
+    polls the socket for up to twice that wait, at most 200 µs, before sleeping on it (never
+    while other tasks are ready, never on an idle pipe);
+    ``spin=0`` turns that off, ``spin=50e-6`` polls that long every time, and
+    ``spin=math.inf`` never sleeps (busy-poll: other ready tasks of the loop still run
+    between looks, but it costs a CPU core for as long as the read waits).
+
     The reader answers its writer (credit, PINGs) from the event loop it was made in or last
     read in, even while the application does not read; one made outside an event loop
     answers from its first read on (or while ``read_sync`` waits). One writer and one reader
@@ -263,12 +274,18 @@ class NetInputPipe(InputPipe):
         name: str | None = None,
         window: int = DEFAULT_WINDOW,
         curve: Curve | None = None,
+        spin: float | None = None,
     ) -> None:
         if layout is not None:
             compute_dtype(layout)  # ValueError for a bad layout, as the other pipes
         super().__init__(name=name or endpoint, layout=layout)
         if isinstance(window, bool) or not isinstance(window, int):
             raise PipeError(f"window must be an int (bytes), got {window!r}")
+        if spin is not None and (isinstance(spin, bool) or not isinstance(spin, (int, float))
+                                 or not spin >= 0):
+            raise PipeError(f"spin must be a number of seconds >= 0 or None, got {spin!r}")
+        self.spin = None if spin is None else float(spin)
+        self._gap = 10 * SPIN_MAX  # how long news typically took to come (for adaptive polls)
         self._core = frames.Reader(layout, window)
         self._blocks: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self._written = 0
@@ -427,26 +444,70 @@ class NetInputPipe(InputPipe):
     def _pass_boundary(self) -> None:
         self._boundaries.popleft()
 
+    # -- waiting: poll briefly when news keeps coming fast, else sleep until the FD signals
+    def _spin_budget(self, others_ready: bool) -> float:
+        """Seconds to poll before sleeping: ``spin`` if set; else, adaptively, twice the
+        usual wait for news (at most SPIN_MAX) when that is under SPIN_WHEN and no other task
+        is ready."""
+        if self.spin is not None:
+            return self.spin
+        if others_ready or self._gap >= SPIN_WHEN:
+            return 0.0
+        return min(2.0 * self._gap, SPIN_MAX)
+
+    def _note_gap(self, since: float) -> None:
+        self._gap = 0.7 * self._gap + 0.3 * (time.perf_counter() - since)
+
+    def _spin(self, deadline: float) -> bool:
+        """Poll the socket until news (True; also once closed) or ``deadline`` (False), the
+        CPU offered to other threads between looks. Ends on an EVENTS check, so the FD
+        signals the next change."""
+        while True:
+            if self.closed or (self._link.events() & _POLLIN and self._drain()):
+                return True
+            if time.perf_counter() >= deadline:
+                return False
+            os.sched_yield()
+
     async def _wait_for_news(self) -> None:
         if self.closed:
             self._eof = True
             return
         self._link.watch(self, "_on_ready")  # (the last zmq call was a drain's EVENTS check)
         loop = asyncio.get_running_loop()
+        since = time.perf_counter()
+        if self.spin == math.inf:  # busy-poll: other ready tasks run between looks
+            while not self._spin(0.0):
+                if getattr(loop, "_ready", None):
+                    await asyncio.sleep(0)
+                else:
+                    os.sched_yield()
+            return
+        budget = self._spin_budget(bool(getattr(loop, "_ready", None)))
+        if budget > 0 and self._spin(since + budget):
+            self._note_gap(since)
+            return
         self._waiter = loop.create_future()
         try:
             await self._waiter
         finally:
             self._waiter = None
+        self._note_gap(since)
 
     def _wait_for_news_sync(self, timeout: float | None) -> bool:
         if self._drain():
+            return True
+        since = time.perf_counter()
+        budget = self._spin_budget(False)
+        if self._spin(since + (budget if timeout is None else min(budget, timeout))):
+            self._note_gap(since)
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.closed:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if self._link.sock.poll(None if left is None else int(left * 1000) + 1,
                                     zmq.POLLIN) and self._drain():
+                self._note_gap(since)
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import os
 import resource
 import socket
@@ -21,6 +23,7 @@ from shmpipe import EmptyPipeError, PipeError
 from shmpipe.net import NetInputPipe, NetOutputPipe
 from shmpipe.net import frames as fr
 from shmpipe.net.endpoint import normalise
+from shmpipe.net.ends import SPIN_MAX, SPIN_WHEN
 
 
 async def drain(inp: NetInputPipe, timeout: float = 10
@@ -443,6 +446,89 @@ def test_bad_arguments_are_refused() -> None:
         NetOutputPipe("tcp://127.0.0.1:5", LAYOUT, timeout=0)
     with pytest.raises(PipeError, match="window must be at least 72 bytes"):
         NetInputPipe("tcp://127.0.0.1:*", LAYOUT, window=10)
+    for spin in (-1, float("nan"), "fast", True):
+        with pytest.raises(PipeError, match=r"spin must be a number of seconds >= 0 or None, "
+                                            f"got {spin!r}"):
+            NetInputPipe("tcp://127.0.0.1:*", LAYOUT, spin=spin)  # type: ignore[arg-type]
+
+
+def test_a_waiting_read_polls_only_while_news_comes_fast_and_nothing_else_is_ready() -> None:
+    inp = NetInputPipe("tcp://127.0.0.1:*", LAYOUT)
+    assert inp._spin_budget(False) == 0  # a new pipe: no sign yet that news comes fast
+    inp._gap = 300e-6  # news has come within 300 µs: poll twice that, at most 200 µs
+    assert inp._spin_budget(False) == SPIN_MAX == 200e-6
+    inp._gap = 50e-6
+    assert inp._spin_budget(False) == pytest.approx(100e-6)
+    assert inp._spin_budget(True) == 0  # other tasks are ready: they run instead
+    inp._gap = SPIN_WHEN
+    assert inp._spin_budget(False) == 0  # slower news, or an idle pipe: sleep at once
+    for spin in (0, 50e-6, math.inf):
+        fixed = NetInputPipe("tcp://127.0.0.1:*", LAYOUT, spin=spin)
+        assert fixed._spin_budget(False) == fixed._spin_budget(True) == spin
+        fixed._link.close()
+    inp._link.close()
+
+
+async def _echo(there: str, back: str) -> None:
+    inp, out = NetInputPipe(there, LAYOUT), NetOutputPipe(back, LAYOUT)
+    with contextlib.suppress(EmptyPipeError):
+        while True:
+            r = await inp.read()
+            inp.consume(len(r))
+            await out.write(r)
+    await out.close()
+    await inp.close()
+
+
+async def test_a_ping_pong_reader_comes_to_poll_and_finds_its_news_polling() -> None:
+    there, back = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
+    inp = NetInputPipe(back, LAYOUT)
+    out = NetOutputPipe(there, LAYOUT)
+    echo = asyncio.create_task(asyncio.to_thread(asyncio.run, _echo(there, back)))
+    found = []
+    spin = inp._spin
+
+    def spy(deadline: float) -> bool:
+        found.append(spin(deadline))
+        return found[-1]
+
+    inp._spin = spy  # type: ignore[method-assign]
+    for i in range(300):  # the echo runs in another thread: nothing else is ready here
+        await out.write(rows(i, 1))
+        r = await asyncio.wait_for(inp.read(), 10)
+        np.testing.assert_array_equal(r, rows(i, 1))
+        inp.consume(1)
+    assert True in found  # news found by polling, not by sleeping on the socket
+    closing = asyncio.create_task(out.close())
+    data, _ = await drain(inp)  # until the echo ends its stream
+    assert len(data) == 0
+    await closing
+    await echo
+    await inp.close()
+
+
+async def test_a_busy_polling_read_gets_its_rows_and_lets_other_tasks_run() -> None:
+    inp = NetInputPipe("tcp://127.0.0.1:*", LAYOUT, spin=math.inf)
+    out = NetOutputPipe(inp.endpoint, LAYOUT)
+    ticks = 0
+
+    async def other() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(other())
+    reader = asyncio.create_task(drain(inp))
+    await out.write(rows(0, 3))
+    before = ticks
+    await out.write(rows(3, 3))
+    await out.close()
+    data, _ = await reader
+    assert ticks > before  # the loop kept running other tasks while the read polled
+    ticker.cancel()
+    np.testing.assert_array_equal(data, rows(0, 6))
+    await inp.close()
 
 
 def test_shmpipe_imports_without_zmq() -> None:

@@ -18,6 +18,9 @@ BARE = "limit: bare shm hand-off"
 JOULE = "joule 1.0.1 pipes (os pipe)"
 FLOOR = "floor: blocking os.pipe, 1 byte"
 SPIN = "shmpipe shm (busy-poll)"
+ZMQ_TCP = "pyzmq PUSH/PULL tcp"
+NET_TCP, NET_IPC = "shmpipe net (tcp)", "shmpipe net (ipc)"
+LENT_TCP, LENT_IPC = "shmpipe net (tcp, lend)", "shmpipe net (ipc, lend)"
 LAYOUT = "float32_8"
 
 Results = dict[str, list[Result]]
@@ -63,13 +66,13 @@ def failure(results: Results, suite: str, label: str, **params: Any) -> str | No
     return None
 
 
-def _rate_ratio(block: int, other: str, factor: float,
+def _rate_ratio(block: int, other: str, factor: float, me: str = SHM,
                 ) -> Callable[[Results], tuple[str, bool | None] | None]:
-    """shm's rows/s at ``block`` rows per block >= ``factor`` x ``other``'s."""
+    """``me``'s rows/s at ``block`` rows per block >= ``factor`` x ``other``'s."""
     def check(results: Results) -> tuple[str, bool | None] | None:
-        mine = value(results, "throughput", SHM, "rows_s", layout=LAYOUT, block=block)
+        mine = value(results, "throughput", me, "rows_s", layout=LAYOUT, block=block)
         theirs = value(results, "throughput", other, "rows_s", layout=LAYOUT, block=block)
-        for label in (SHM, other):
+        for label in (me, other):
             error = failure(results, "throughput", label, layout=LAYOUT, block=block)
             if error:
                 return f"not comparable: {label} {error}", None
@@ -90,17 +93,18 @@ def _keyed(key: str, limit: float) -> Callable[[Results], tuple[str, bool] | Non
     return check
 
 
-def _latency_vs(other: str, factor: float, better: bool
+def _latency_vs(other: str, factor: float, better: bool, me: str = SHM,
                 ) -> Callable[[Results], tuple[str, bool] | None]:
     def check(results: Results) -> tuple[str, bool] | None:
-        mine = value(results, "latency", SHM, "p50_us")
+        mine = value(results, "latency", me, "p50_us")
         theirs = value(results, "latency", other, "p50_us")
         if mine is None or theirs is None:
             return None
         if better:  # mine at least ``factor`` times lower
             return f"{mine:.1f} against {theirs:.1f} µs: x{theirs / mine:.1f}", \
                 theirs >= factor * mine
-        return f"{mine:.1f} against {theirs:.1f} µs", mine <= factor * theirs
+        return f"{mine:.1f} against {theirs:.1f} µs: x{mine / theirs:.2f}", \
+            mine <= factor * theirs
     return check
 
 
@@ -165,6 +169,13 @@ TARGETS = [
     Target("a reader waiting on an idle pipe < 1% of a core",
            _at_most("idle", SHM, "reader_cpu", 1.0, "% of a core")),
     *_pipeline_targets(),
+    # network pipes: raw pyzmq sends each block from its memory (copy=False), as lend() does
+    Target("10k-row blocks: net tcp, lend >= 0.9x raw pyzmq tcp",
+           _rate_ratio(10_000, ZMQ_TCP, 0.9, LENT_TCP)),
+    Target("10k-row blocks: net ipc, lend >= 0.9x raw pyzmq ipc",
+           _rate_ratio(10_000, ZMQ, 0.9, LENT_IPC)),
+    Target("1-row round trip p50: net tcp <= 1.2x raw pyzmq tcp",
+           _latency_vs(ZMQ_TCP, 1.2, False, NET_TCP)),
 ]
 
 

@@ -14,6 +14,7 @@ from bench.contenders.net import (
     NetIpcLend,
     NetTcp,
     NetTcpLend,
+    NetTcpNoPoll,
     ZmqAsyncTcp,
     ZmqTcp,
 )
@@ -48,6 +49,7 @@ ALL: list[type[Channel]] = [
     ZmqAsyncTcp,
     NetTcp,
     NetIpc,
+    NetTcpNoPoll,
     NetTcpLend,
     NetIpcLend,
     NetBridge,

@@ -72,6 +72,18 @@ class NetTcp(Channel):
         return _reader(NetInputPipe(self.endpoint, self.layout), _import_shmpipe())
 
 
+class NetTcpNoPoll(NetTcp):
+    """The same, the reader never polling before it sleeps (``spin=0``)."""
+
+    label = "shmpipe net (tcp, spin=0)"
+    suites = frozenset({LATENCY})
+
+    def receiver(self) -> End:
+        from shmpipe.net import NetInputPipe
+
+        return _reader(NetInputPipe(self.endpoint, self.layout, spin=0), _import_shmpipe())
+
+
 class NetIpc(NetTcp):
     """The same over a Unix socket (``ipc://``)."""
 

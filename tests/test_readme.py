@@ -79,6 +79,40 @@ def test_network_pipe_snippet(tmp_path: Any) -> None:
     assert finish(run(tmp_path / "net.py")).strip() == "[1000 2000] True"
 
 
+def test_lend_snippet_sends_every_block_and_hands_each_back() -> None:
+    pytest.importorskip("zmq", reason="network pipes need pyzmq: pip install -e '.[net]'")
+    import asyncio
+    import textwrap
+
+    import numpy as np
+
+    from shmpipe.net import NetInputPipe, NetOutputPipe
+
+    code = next(v for k, v in snippets().items() if "async def send(out, blocks)" in k)
+    scope: dict[str, Any] = {}
+    exec(textwrap.dedent(code), scope)  # defines send(out, blocks) as the README shows it
+
+    async def main() -> np.ndarray:
+        inp = NetInputPipe("tcp://127.0.0.1:*", "float32_2")
+        out = NetOutputPipe(inp.endpoint, "float32_2")
+        block = np.zeros(10_000, shmpipe.compute_dtype("float32_2"))  # 160 kB: lent
+        block["timestamp"] = np.arange(10_000)
+        blocks = [block, block]  # the same block twice: it may change once handed back
+        sender = asyncio.create_task(scope["send"](out, blocks))
+        got = []
+        while sum(map(len, got)) < 20_000:
+            rows = await asyncio.wait_for(inp.read(), 10)
+            got.append(np.array(rows))
+            inp.consume(len(rows))
+        await sender
+        await out.close()
+        await inp.close()
+        return np.concatenate(got)
+
+    got = asyncio.run(main())
+    np.testing.assert_array_equal(got["timestamp"], np.tile(np.arange(10_000), 2))
+
+
 def _block(lang: str, first: str) -> str:
     with open(os.path.join(ROOT, "README.md")) as f:
         text = f.read()

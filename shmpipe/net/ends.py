@@ -535,8 +535,9 @@ class NetOutputPipe(OutputPipe):
     (:class:`Curve`): a connecting end needs the server's public key.
 
     ``write`` sends each block as one message (blocks over half the reader's window as
-    several), after copying it once into ZeroMQ (rows the pipe made itself, such as a cache
-    flush or a converted 2-D array, are sent without that copy); :meth:`lend` sends the
+    several), after copying it once (blocks of 64 KiB and more into buffers reused once
+    ZeroMQ sent them; rows the pipe made itself, such as a cache flush or a converted 2-D
+    array, are sent without that copy); :meth:`lend` sends the
     caller's rows without that copy and says when they may be changed. It waits for credit: the
     reader grants ``window`` bytes and takes them back as its rows are consumed, so a slow
     reader slows the writer and nothing is dropped. Waiting has a bound: ``timeout`` seconds
@@ -575,6 +576,7 @@ class NetOutputPipe(OutputPipe):
         self._waiter: asyncio.Future[None] | None = None
         self._owned: np.ndarray | None = None
         self._lent = 0  # messages lent to ZeroMQ and not given back
+        self._pool = _Pool()
         self._idle: asyncio.Future[None] | None = None
         self._end_on_close = True
         self._last_heard = time.monotonic()
@@ -682,6 +684,9 @@ class NetOutputPipe(OutputPipe):
                 # message; its finalizer then tells the loan (from pyzmq's gc thread)
                 payload = rows.view(np.uint8)
                 loan.watch(payload)
+                copy = False
+            elif copy and rows.nbytes >= _COPY_THRESHOLD:
+                payload = self._pool.copy_of(rows)  # a copy ZeroMQ gives back when sent
                 copy = False
             else:  # pyzmq copies small frames whatever ``copy`` says
                 payload = rows.view(np.uint8).data
@@ -915,3 +920,44 @@ class _Loan:
 def _given_back(loop: asyncio.AbstractEventLoop, loan: _Loan) -> None:
     with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
         loop.call_soon_threadsafe(loan.back)
+
+
+class _Pool:
+    """The buffers ``write`` copies large blocks into before ZeroMQ sends them, reused once
+    ZeroMQ gives them back: a copy into memory used before costs no page faults, where a
+    fresh allocation per message (what pyzmq's ``copy=True`` does) comes back from the
+    allocator untouched whenever it trimmed the heap in between. Buffers come in powers of
+    two; at most POOL_BYTES of each size wait for reuse, the rest are freed."""
+
+    __slots__ = ("free", "made")
+
+    def __init__(self) -> None:
+        self.free: dict[int, list[np.ndarray]] = {}
+        self.made = 0  # buffers allocated so far
+
+    def copy_of(self, rows: np.ndarray) -> np.ndarray:
+        """A byte copy of ``rows`` (C-contiguous) in a pooled buffer, which goes back to the
+        pool when the copy is garbage (pyzmq drops it once ZeroMQ freed the message)."""
+        nbytes = rows.nbytes
+        size = 1 << (nbytes - 1).bit_length()
+        stack = self.free.get(size)
+        if stack is None:
+            stack = self.free[size] = []
+        try:
+            buf = stack.pop()  # (list.pop and append are atomic: the gc thread appends)
+        except IndexError:
+            buf = np.empty(size, np.uint8)
+            self.made += 1
+        copy = buf[:nbytes]
+        np.copyto(copy, rows.view(np.uint8))
+        fin = weakref.finalize(copy, _back_to_pool, stack, buf, max(2, POOL_BYTES // size))
+        fin.atexit = False
+        return copy
+
+
+POOL_BYTES = 32 * 2**20
+
+
+def _back_to_pool(stack: list[np.ndarray], buf: np.ndarray, limit: int) -> None:
+    if len(stack) < limit:
+        stack.append(buf)

@@ -264,6 +264,21 @@ async def test_bad_rows_to_lend_are_refused_and_the_pipe_stays_usable() -> None:
         await out.lend(rows(5, 1))
 
 
+async def test_large_writes_reuse_the_buffers_zeromq_gave_back() -> None:
+    inp = NetInputPipe("tcp://127.0.0.1:*", LAYOUT, window=2**20)
+    out = NetOutputPipe(inp.endpoint, LAYOUT)
+    reader = asyncio.create_task(drain(inp))
+    block = rows(0, 20_000)  # 320 kB: copied into a pooled buffer
+    for i in range(60):
+        block["timestamp"] = np.arange(20_000) + 20_000 * i + 1
+        await out.write(block)  # the block changes right after: each copy is its own
+    await out.close()
+    data, _ = await reader
+    np.testing.assert_array_equal(data["timestamp"], np.arange(60 * 20_000) + 1)
+    assert 0 < out._pool.made < 20  # not one per message: buffers came back, were reused
+    await inp.close()
+
+
 async def test_reads_are_read_only_views(endpoint: str) -> None:
     inp = NetInputPipe(endpoint, LAYOUT)
     out = NetOutputPipe(endpoint, LAYOUT)

@@ -33,6 +33,7 @@ import contextlib
 import logging
 import math
 import os
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -45,7 +46,7 @@ from ..buffer import Span
 from ..errors import PipeError
 from ..layout import compute_dtype, concat
 from ..pipe import InputPipe, OutputPipe, Pipe
-from ..shm.input import SPIN_MAX
+from ..shm.input import BUSY_PASS, SPIN_MAX
 from . import frames
 from .endpoint import normalise
 from .keys import Curve, ZapHandler
@@ -127,6 +128,7 @@ class _Link:
             self.endpoint = (self.sock.getsockopt_string(zmq.LAST_ENDPOINT) if bind
                              else address)
             self.fd = int(self.sock.getsockopt(zmq.FD))
+            self.copy_threshold = int(self.sock.copy_threshold)  # (from zmq.COPY_THRESHOLD)
             self._socket_file = _bound_file(self.endpoint) if bind else None
         except BaseException:
             self._release()
@@ -255,8 +257,8 @@ class NetInputPipe(InputPipe):
     polls the socket for up to twice that wait, at most 200 µs, before sleeping on it (never
     while other tasks are ready, never on an idle pipe);
     ``spin=0`` turns that off, ``spin=50e-6`` polls that long every time, and
-    ``spin=math.inf`` never sleeps (busy-poll: other ready tasks of the loop still run
-    between looks, but it costs a CPU core for as long as the read waits).
+    ``spin=math.inf`` never sleeps (busy-poll: the loop still runs its other tasks, timers
+    and I/O between looks, but it costs a CPU core for as long as the read waits).
 
     The reader answers its writer (credit, PINGs) from the event loop it was made in or last
     read in, even while the application does not read; one made outside an event loop
@@ -476,10 +478,13 @@ class NetInputPipe(InputPipe):
         self._link.watch(self, "_on_ready")  # (the last zmq call was a drain's EVENTS check)
         loop = asyncio.get_running_loop()
         since = time.perf_counter()
-        if self.spin == math.inf:  # busy-poll: other ready tasks run between looks
+        if self.spin == math.inf:  # busy-poll: the loop makes a pass as the shm reader's does
+            next_pass = 0.0
             while not self._spin(0.0):
-                if getattr(loop, "_ready", None):
-                    await asyncio.sleep(0)
+                now = time.perf_counter()
+                if getattr(loop, "_ready", None) or now >= next_pass:
+                    await asyncio.sleep(0)  # ready tasks, due timers, I/O
+                    next_pass = now + BUSY_PASS
                 else:
                     os.sched_yield()
             return
@@ -498,11 +503,11 @@ class NetInputPipe(InputPipe):
         if self._drain():
             return True
         since = time.perf_counter()
+        deadline = None if timeout is None else time.monotonic() + timeout
         budget = self._spin_budget(False)
         if self._spin(since + (budget if timeout is None else min(budget, timeout))):
             self._note_gap(since)
             return True
-        deadline = None if timeout is None else time.monotonic() + timeout
         while not self.closed:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if self._link.sock.poll(None if left is None else int(left * 1000) + 1,
@@ -575,9 +580,8 @@ class NetOutputPipe(OutputPipe):
         self._core = frames.Writer(layout)
         self._waiter: asyncio.Future[None] | None = None
         self._owned: np.ndarray | None = None
-        self._lent = 0  # messages lent to ZeroMQ and not given back
+        self._lent = _Lent()  # messages lent to ZeroMQ and not given back
         self._pool = _Pool()
-        self._idle: asyncio.Future[None] | None = None
         self._end_on_close = True
         self._last_heard = time.monotonic()
         self._warn = _Warnings(self.name or endpoint)
@@ -679,17 +683,19 @@ class NetOutputPipe(OutputPipe):
         if rows is not None and n:
             if not rows.flags.c_contiguous:
                 rows, copy, loan = np.ascontiguousarray(rows), False, None
-            if loan is not None and rows.nbytes >= _COPY_THRESHOLD:
+            large = rows.nbytes >= self._link.copy_threshold  # pyzmq copies smaller frames
+            if loan is not None and large:
                 # pyzmq holds the last reference to this view until ZeroMQ frees the
                 # message; its finalizer then tells the loan (from pyzmq's gc thread)
                 payload = rows.view(np.uint8)
                 loan.watch(payload)
                 copy = False
-            elif copy and rows.nbytes >= _COPY_THRESHOLD:
+            elif copy and large:
                 payload = self._pool.copy_of(rows)  # a copy ZeroMQ gives back when sent
                 copy = False
-            else:  # pyzmq copies small frames whatever ``copy`` says
+            else:
                 payload = rows.view(np.uint8).data
+                copy = copy or loan is not None
         try:
             _send(self._link.sock, header, _MORE)
             _send(self._link.sock, payload, _NOBLOCK, copy)
@@ -782,7 +788,7 @@ class NetOutputPipe(OutputPipe):
         self._check_writable()
         loop = asyncio.get_running_loop()
         rows = self._prepare(data)
-        loan = _Loan(self, loop)
+        loan = _Loan(self._lent, loop)
         if rows is not None:
             await self.flush_cache()  # rows written before go first
             for pipe in self.subscribers:
@@ -799,15 +805,7 @@ class NetOutputPipe(OutputPipe):
     async def released(self) -> None:
         """Wait until ZeroMQ holds no rows lent by this pipe (see :meth:`lend`); at once if
         none are lent. Cancelling the wait changes nothing."""
-        while self._lent:
-            loop = asyncio.get_running_loop()
-            self._idle = fut = loop.create_future()
-            await fut
-
-    def _lent_back(self, pieces: int) -> None:
-        self._lent -= pieces
-        if not self._lent and self._idle is not None and not self._idle.done():
-            self._idle.set_result(None)
+        await self._lent.wait()
 
     async def disconnect(self) -> None:
         """Close without ending the stream: rows written are sent first as by ``close``, but
@@ -878,19 +876,51 @@ def _settle(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-_COPY_THRESHOLD = int(zmq.COPY_THRESHOLD)  # pyzmq copies frames smaller than this
+class _Lent:
+    """How many messages of one pipe ZeroMQ holds lent memory of, counted from any thread
+    (pyzmq's gc thread gives them back, also after the pipe's event loop has closed), and
+    the tasks waiting for none."""
+
+    __slots__ = ("count", "lock", "waiters")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+        self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def add(self) -> None:
+        with self.lock:
+            self.count += 1
+
+    def back(self) -> None:
+        with self.lock:
+            self.count -= 1
+            woken, self.waiters = (self.waiters, []) if not self.count else ([], self.waiters)
+        for loop, fut in woken:
+            _settle_from_any_thread(loop, fut)
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self.lock:
+            if not self.count:
+                return
+            fut = loop.create_future()
+            self.waiters.append((loop, fut))
+        await fut
 
 
 class _Loan:
-    """The rows of one :meth:`NetOutputPipe.lend`: counts the messages ZeroMQ still holds
-    and completes ``future`` when the last one is given back after the lend sent its last
-    message. Given-back signals come from any thread and are handled on the loop."""
+    """The rows of one :meth:`NetOutputPipe.lend`: completes ``future`` once ZeroMQ gave
+    back every message the lend sent (counted under a lock: they come back in pyzmq's gc
+    thread). Holds no reference to the pipe, so a pipe dropped with rows still lent is
+    collected, and closing its socket gives them back."""
 
-    __slots__ = ("done_sending", "future", "held", "loop", "pipe")
+    __slots__ = ("done_sending", "future", "held", "lent", "lock", "loop")
 
-    def __init__(self, pipe: NetOutputPipe, loop: asyncio.AbstractEventLoop) -> None:
-        self.pipe = pipe
+    def __init__(self, lent: _Lent, loop: asyncio.AbstractEventLoop) -> None:
+        self.lent = lent
         self.loop = loop
+        self.lock = threading.Lock()
         self.future: asyncio.Future[None] = loop.create_future()
         self.held = 0
         self.done_sending = False
@@ -898,28 +928,32 @@ class _Loan:
     def watch(self, payload: np.ndarray) -> None:
         """Count ``payload`` as held until it is garbage (pyzmq drops it once ZeroMQ frees
         the message, in its gc thread; or at once if the send fails)."""
-        self.held += 1
-        self.pipe._lent += 1
-        fin = weakref.finalize(payload, _given_back, self.loop, self)
-        fin.atexit = False
+        with self.lock:
+            self.held += 1
+        self.lent.add()
+        weakref.finalize(payload, self.back).atexit = False
 
     def back(self) -> None:
-        self.held -= 1
-        self.pipe._lent_back(1)
-        self._settle()
+        """One message given back (any thread)."""
+        self.lent.back()
+        with self.lock:
+            self.held -= 1
+            done = self.done_sending and not self.held
+        if done:
+            _settle_from_any_thread(self.loop, self.future)
 
     def sealed(self) -> None:
-        self.done_sending = True
-        self._settle()
+        """The lend sent its last message (on the loop's thread)."""
+        with self.lock:
+            self.done_sending = True
+            done = not self.held
+        if done:
+            _settle(self.future)
 
-    def _settle(self) -> None:
-        if self.done_sending and not self.held and not self.future.done():
-            self.future.set_result(None)
 
-
-def _given_back(loop: asyncio.AbstractEventLoop, loan: _Loan) -> None:
-    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-        loop.call_soon_threadsafe(loan.back)
+def _settle_from_any_thread(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None]) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits there any more
+        loop.call_soon_threadsafe(_settle, fut)
 
 
 class _Pool:

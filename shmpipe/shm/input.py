@@ -22,6 +22,7 @@ from .segment import DEFAULT_MODE, current_pid, open_continued, open_segment, tr
 
 _fence_take, _fence_give = _barrier.acquire, _barrier.release  # locks.fence, inlined
 SPIN_MAX = 200e-6  # adaptive polling before sleeping never exceeds this (seconds)
+BUSY_PASS = 100e-6  # a busy-polling read lets its event loop make a pass this often (seconds)
 OPEN_WAIT = 10.0  # default seconds open_input waits for a pipe that does not exist yet
 
 
@@ -363,17 +364,21 @@ class ShmInputPipe(ShmEnd, InputPipe):
         """Busy-poll mode (``spin=math.inf``): look at the header until news, or until the
         writer waits for room (this reader may be the one to make it), never sleeping on the
         doorbell; so the writer, which rings only readers marked asleep, never rings it.
-        Between looks, other tasks of the event loop run when any is ready (else the CPU is
-        offered with ``sched_yield``); the writer's liveness is checked every
+        Between looks the event loop makes a pass when a task is ready and at least every
+        BUSY_PASS (its due timers and I/O run then), else the CPU is offered with
+        ``sched_yield``; the writer's liveness is checked every
         LIVENESS_PERIOD, as a sleeping reader does."""
         h = self._header
         w, count, state = self._seen
         loop = asyncio.get_running_loop()
         check = time.monotonic() + LIVENESS_PERIOD
+        next_pass = 0.0
         while (h.write == w and h.boundary_count == count and h.writer_state == state
                and not h.writer_sleeping):
-            if getattr(loop, "_ready", None):
-                await asyncio.sleep(0)
+            now = time.perf_counter()
+            if getattr(loop, "_ready", None) or now >= next_pass:
+                await asyncio.sleep(0)  # one pass of the loop: ready tasks, due timers, I/O
+                next_pass = now + BUSY_PASS
             else:
                 os.sched_yield()
             if time.monotonic() >= check:

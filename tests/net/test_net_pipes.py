@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import os
 import resource
@@ -11,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -228,15 +231,27 @@ async def test_lent_rows_arrive_exactly_and_each_loan_ends(endpoint: str) -> Non
     await inp.close()
 
 
-async def test_lent_rows_stay_lent_until_zeromq_lets_go_of_them() -> None:
-    with socket.socket() as listener:  # accepts but never speaks ZeroMQ: nothing is sent
+@contextlib.contextmanager
+def _silent_listener() -> Iterator[str]:
+    """A loopback endpoint that accepts connections but never speaks ZeroMQ: what a writer
+    sends there stays in ZeroMQ's queue."""
+    with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
-        out = NetOutputPipe(f"tcp://127.0.0.1:{listener.getsockname()[1]}", LAYOUT,
-                            timeout=0.3, heartbeat=0.1)
-        # credit, as if a reader had answered: the message goes into ZeroMQ's queue
-        out._core.on_reply([fr.HEADER_SIZE], fr.encode(fr.Header(
-            fr.Kind.ACK, 0, LAYOUT, out._core.session, 7, 0, 0, 0, 2**24)))
+        yield f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def _credited(endpoint: str) -> NetOutputPipe:
+    """A writer given credit as if a reader had answered (none will)."""
+    out = NetOutputPipe(endpoint, LAYOUT, timeout=0.3, heartbeat=0.1)
+    out._core.on_reply([fr.HEADER_SIZE], fr.encode(fr.Header(
+        fr.Kind.ACK, 0, LAYOUT, out._core.session, 7, 0, 0, 0, 2**24)))
+    return out
+
+
+async def test_lent_rows_stay_lent_until_zeromq_lets_go_of_them() -> None:
+    with _silent_listener() as endpoint:
+        out = _credited(endpoint)
         block = rows(0, 10_000)  # 160 kB: lent, not copied
         loan = await out.lend(block)
         await asyncio.sleep(0.2)  # (nothing can give it back: look a while that it is not)
@@ -277,6 +292,65 @@ async def test_large_writes_reuse_the_buffers_zeromq_gave_back() -> None:
     np.testing.assert_array_equal(data["timestamp"], np.arange(60 * 20_000) + 1)
     assert 0 < out._pool.made < 20  # not one per message: buffers came back, were reused
     await inp.close()
+
+
+async def test_every_task_waiting_for_lent_rows_is_woken() -> None:
+    with _silent_listener() as endpoint:
+        out = _credited(endpoint)
+        loan = await out.lend(rows(0, 10_000))
+        waiting = [asyncio.create_task(out.released()) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert not any(w.done() for w in waiting)
+        with pytest.raises(PipeError, match="did not confirm"):
+            await out.close()
+        await asyncio.wait_for(asyncio.gather(loan, *waiting), 5)
+
+
+async def test_a_lend_is_watched_whatever_pyzmq_copy_threshold_says(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(zmq, "COPY_THRESHOLD", 1024)  # sockets made now send 1 kB+ lent
+    with _silent_listener() as endpoint:
+        out = _credited(endpoint)
+        loan = await out.lend(rows(0, 2048))  # 32 kB: under the default threshold
+        await asyncio.sleep(0.2)  # (nothing can give it back: look a while that it is not)
+        assert not loan.done()
+        with pytest.raises(PipeError, match="did not confirm"):
+            await out.close()
+        await asyncio.wait_for(loan, 5)
+
+
+def test_lent_rows_given_back_after_their_loop_closed_are_counted() -> None:
+    with _silent_listener() as endpoint:
+        out = _credited(endpoint)
+
+        async def lend() -> None:
+            await out.lend(rows(0, 10_000))
+
+        asyncio.run(lend())  # the loop that lent closes with the rows still lent
+        with pytest.raises(PipeError, match="did not confirm"):
+            asyncio.run(out.close())  # ZeroMQ drops the message: given back, no loop there
+        asyncio.run(asyncio.wait_for(out.released(), 5))
+
+
+def test_a_pipe_dropped_with_rows_lent_is_collected_and_gives_them_back() -> None:
+    with _silent_listener() as endpoint:
+        pipes = [_credited(endpoint)]
+        block = rows(0, 10_000)
+
+        async def lend() -> None:
+            await pipes[0].lend(block)
+
+        asyncio.run(lend())
+        lent, sock = pipes[0]._lent, pipes[0]._link.sock
+        gone = weakref.ref(pipes[0])
+        pipes.clear()
+        gc.collect()
+        assert gone() is None  # nothing of the lend keeps the pipe alive
+        assert sock.closed  # its finalizer closed the socket: ZeroMQ dropped the message
+        deadline = time.monotonic() + 5
+        while lent.count and time.monotonic() < deadline:  # pyzmq's gc thread gives it back
+            time.sleep(0.01)
+        assert lent.count == 0
 
 
 async def test_reads_are_read_only_views(endpoint: str) -> None:
@@ -520,6 +594,34 @@ async def test_a_ping_pong_reader_comes_to_poll_and_finds_its_news_polling() -> 
     await closing
     await echo
     await inp.close()
+
+
+async def test_a_busy_polling_read_lets_timers_and_sockets_of_its_loop_work() -> None:
+    inp = NetInputPipe("tcp://127.0.0.1:*", LAYOUT, spin=math.inf)
+    t = time.monotonic()
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(inp.read(), 0.3)  # nothing else ready: the timer still fires
+    assert time.monotonic() - t < 3
+    out = NetOutputPipe(inp.endpoint, LAYOUT)  # in the same loop: its credit must come in
+    writer = asyncio.create_task(out.write(rows(0, 3)))
+    got = await asyncio.wait_for(inp.read(), 5)
+    np.testing.assert_array_equal(got, rows(0, 3))
+    await writer
+    inp.consume(3)
+    closer = asyncio.create_task(inp.close())
+    with pytest.raises(EmptyPipeError):
+        await asyncio.wait_for(inp.read(), 5)  # closed while it polled: the read ends
+    await closer
+    out._link.close()
+
+
+def test_read_sync_keeps_its_timeout_when_it_polls_first() -> None:
+    for spin in (0.0, 0.3, math.inf):
+        inp = NetInputPipe("tcp://127.0.0.1:*", LAYOUT, spin=spin)
+        t = time.monotonic()
+        assert len(inp.read_sync(timeout=0.5)) == 0
+        assert 0.45 < time.monotonic() - t < 0.7, spin
+        inp._link.close()
 
 
 async def test_a_busy_polling_read_gets_its_rows_and_lets_other_tasks_run() -> None:

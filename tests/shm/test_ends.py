@@ -6,6 +6,7 @@ import asyncio
 import gc
 import os
 import stat
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from functools import wraps
@@ -532,6 +533,22 @@ async def test_the_hot_path_takes_no_lock_and_asks_no_pid(pname: str,
         monkeypatch.undo()
         await inp.close()
         await out.close()
+
+
+@arun
+async def test_a_busy_polling_read_lets_the_timers_of_its_loop_fire(pname: str) -> None:
+    import math
+
+    out = shmpipe.open_output(pname, LAYOUT, capacity=100)
+    inp = shmpipe.open_input(pname, spin=math.inf)
+    t = time.monotonic()
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(inp.read(), 0.3)  # nothing else is ready: the timer fires
+    assert time.monotonic() - t < 3
+    await out.close()
+    with pytest.raises(shmpipe.EmptyPipeError):
+        await asyncio.wait_for(inp.read(), 5)
+    await inp.close()
 
 
 @arun

@@ -542,10 +542,10 @@ class NetOutputPipe(OutputPipe):
     ``write`` sends each block as one message (blocks over half the reader's window as
     several), after copying it once (blocks of 64 KiB and more into buffers reused once
     ZeroMQ sent them; rows the pipe made itself, such as a cache flush or a converted 2-D
-    array, are sent without that copy); :meth:`lend` sends the
-    caller's rows without that copy and says when they may be changed. It waits for credit: the
-    reader grants ``window`` bytes and takes them back as its rows are consumed, so a slow
-    reader slows the writer and nothing is dropped. Waiting has a bound: ``timeout`` seconds
+    array, are sent without that copy); :meth:`lend` sends the caller's rows without that
+    copy and says when they may be changed. It waits for credit: the reader grants
+    ``window`` bytes and takes them back as its rows are consumed, so a slow reader slows
+    the writer and nothing is dropped. Waiting has a bound: ``timeout`` seconds
     (None: no bound) without any answer from a reader raise PipeError (a reader that answers
     but does not consume is waited for, however long). A reader that went away and came back
     (or a new one) is picked up where it starts; the rows lost with the connection show as

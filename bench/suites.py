@@ -470,6 +470,7 @@ def overhead(s: Settings, only: Callable[[str], bool], say: Log = log) -> list[R
         else:
             res.values = {"us": median(runs), "runs": runs}
         _say(say, res, "per call", "{us:.2f} us")
+        results.append(res)
     return results
 
 

@@ -268,23 +268,10 @@ class ZmqAsyncTcp(ZmqTcp):
 
     label = "pyzmq asyncio PUSH/PULL tcp"
     is_async = True
+    writer = _AsyncWriter
+    reader = _AsyncReader
 
-    def _socket(self, kind: str) -> Any:
-        import zmq
+    def _context(self) -> Any:
         import zmq.asyncio
 
-        sock = zmq.asyncio.Context().socket(getattr(zmq, kind))
-        hwm = max(1, self.slots() // 2)
-        sock.setsockopt(zmq.SNDHWM, hwm)
-        sock.setsockopt(zmq.RCVHWM, hwm)
-        return sock
-
-    def sender(self) -> End:
-        sock = self._socket("PUSH")
-        sock.bind(self.addr)
-        return _AsyncWriter(sock)
-
-    def receiver(self) -> End:
-        sock = self._socket("PULL")
-        sock.connect(self.addr)
-        return _AsyncReader(sock, self.dtype)
+        return zmq.asyncio.Context()

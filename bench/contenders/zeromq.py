@@ -69,10 +69,18 @@ class Zmq(Channel):
             return describe(exc, where=False)
         return None
 
+    writer: type[End] = _Writer
+    reader: type[End] = _Reader
+
+    def _context(self) -> Any:
+        import zmq
+
+        return zmq.Context()
+
     def _socket(self, kind: str) -> Any:
         import zmq
 
-        sock = zmq.Context().socket(getattr(zmq, kind))
+        sock = self._context().socket(getattr(zmq, kind))
         hwm = max(1, self.slots() // 2)  # queued on each side
         sock.setsockopt(zmq.SNDHWM, hwm)
         sock.setsockopt(zmq.RCVHWM, hwm)
@@ -83,12 +91,12 @@ class Zmq(Channel):
     def sender(self) -> End:
         sock = self._socket("PUSH")
         sock.bind(self.addr)
-        return _Writer(sock)
+        return self.writer(sock)  # type: ignore[call-arg]
 
     def receiver(self) -> End:
         sock = self._socket("PULL")
         sock.connect(self.addr)
-        return _Reader(sock, self.dtype)
+        return self.reader(sock, self.dtype)  # type: ignore[call-arg]
 
     def cleanup(self) -> None:
         for name in os.listdir(self.dir):

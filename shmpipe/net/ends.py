@@ -46,7 +46,7 @@ from ..buffer import Span
 from ..errors import PipeError
 from ..layout import compute_dtype, concat
 from ..pipe import InputPipe, OutputPipe, Pipe
-from ..shm.input import BUSY_PASS, SPIN_MAX
+from ..shm.input import BUSY_PASS, SPIN_MAX, next_gap, spin_budget
 from . import frames
 from .endpoint import normalise
 from .keys import Curve, ZapHandler
@@ -448,17 +448,12 @@ class NetInputPipe(InputPipe):
 
     # -- waiting: poll briefly when news keeps coming fast, else sleep until the FD signals
     def _spin_budget(self, others_ready: bool) -> float:
-        """Seconds to poll before sleeping: ``spin`` if set; else, adaptively, twice the
-        usual wait for news (at most SPIN_MAX) when that is under SPIN_WHEN and no other task
-        is ready."""
-        if self.spin is not None:
-            return self.spin
-        if others_ready or self._gap >= SPIN_WHEN:
-            return 0.0
-        return min(2.0 * self._gap, SPIN_MAX)
+        """Seconds to poll before sleeping: the shared-memory readers' policy, polling while
+        news usually comes within SPIN_WHEN."""
+        return spin_budget(self.spin, self._gap, others_ready, SPIN_WHEN)
 
     def _note_gap(self, since: float) -> None:
-        self._gap = 0.7 * self._gap + 0.3 * (time.perf_counter() - since)
+        self._gap = next_gap(self._gap, since)
 
     def _spin(self, deadline: float) -> bool:
         """Poll the socket until news (True; also once closed) or ``deadline`` (False), the

@@ -23,6 +23,23 @@ from .segment import DEFAULT_MODE, current_pid, open_continued, open_segment, tr
 _fence_take, _fence_give = _barrier.acquire, _barrier.release  # locks.fence, inlined
 SPIN_MAX = 200e-6  # adaptive polling before sleeping never exceeds this (seconds)
 BUSY_PASS = 100e-6  # a busy-polling read lets its event loop make a pass this often (seconds)
+
+
+def spin_budget(spin: float | None, gap: float, others_ready: bool,
+                when: float = SPIN_MAX) -> float:
+    """Seconds a waiting read polls before it sleeps: ``spin`` if set; else, adaptively,
+    twice ``gap`` (how long news usually took to come), at most SPIN_MAX, when ``gap`` is
+    under ``when`` and no other task is ready; else 0."""
+    if spin is not None:
+        return spin
+    if others_ready or gap >= when:
+        return 0.0
+    return min(2.0 * gap, SPIN_MAX)
+
+
+def next_gap(gap: float, since: float) -> float:
+    """``gap`` updated with the wait for news that began at ``since`` (perf_counter)."""
+    return 0.7 * gap + 0.3 * (time.perf_counter() - since)
 OPEN_WAIT = 10.0  # default seconds open_input waits for a pipe that does not exist yet
 
 
@@ -319,15 +336,11 @@ class ShmInputPipe(ShmEnd, InputPipe):
 
     def _spin_budget(self, others_ready: bool) -> float:
         """Seconds to poll before sleeping: ``spin`` if set, else adaptive (see open_input)."""
-        if self.spin is not None:
-            return self.spin
-        if others_ready or self._gap >= SPIN_MAX:
-            return 0.0
-        return min(2.0 * self._gap, SPIN_MAX)
+        return spin_budget(self.spin, self._gap, others_ready)
 
     def _note_gap(self, since: float) -> None:
         """Record how long news took to come after a read found none."""
-        self._gap = 0.7 * self._gap + 0.3 * (time.perf_counter() - since)
+        self._gap = next_gap(self._gap, since)
 
     def _prepare_sleep(self, others_ready: bool = False, limit: float = math.inf) -> bool:
         """Spin if worthwhile, then mark ourselves asleep; False if news arrived meanwhile."""
